@@ -1,0 +1,50 @@
+# Inkwell: `make run` serves the site on http://127.0.0.1:5000, `make test` runs the suite.
+# Everything installs into .venv from setup.cfg; nothing is needed beforehand but python3.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: run test install install-test db-upgrade clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+
+# Stamps, so a second `make` does not reinstall; they go stale when setup.cfg changes.
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# A random SECRET_KEY, written once; the file is git-ignored.
+instance/config.py:
+	mkdir -p instance
+	$(BIN)/python -c "import secrets; print('SECRET_KEY = %r' % secrets.token_hex(32))" > $@
+	@echo "Wrote a new SECRET_KEY to $@"
+
+db-upgrade: install instance/config.py
+	$(BIN)/flask db upgrade
+
+# Plain http on localhost, so the session cookie may not be marked Secure here.
+run: db-upgrade
+	FLASK_SESSION_COOKIE_SECURE=false $(BIN)/flask run --host $(HOST) --port $(PORT)
+
+# The suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+test: install-test
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL: $$TEST_DATABASE_URL"; \
+		$(BIN)/python -m pytest; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .coverage htmlcov *.egg-info

@@ -1,0 +1,178 @@
+"""Inkwell: a blog and a shop in one small Flask application.
+
+``create_app()`` builds the application in small steps, each a ``register_*`` function, so a
+reader can find where anything is wired up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+from blog.config import (WEAK_SECRETS, DefaultConfig, engine_options, normalize_database_url,
+                         read_environment)
+from blog.database import init_database, start_counting, stop_counting
+from blog.extensions import csrf, db, limiter, login_manager, migrate
+from blog.security import set_security_headers
+
+request_log = logging.getLogger("inkwell.request")
+
+_REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Inkwell application.
+
+    Settings come from :class:`blog.config.DefaultConfig`, then ``instance/config.py``, then
+    ``DATABASE_URL``/``SECRET_KEY``/``REDIS_URL``, then any ``FLASK_<NAME>`` variable, then
+    ``test_config``.
+    """
+    app = Flask(
+        __name__,
+        # Runtime files (SQLite database, config.py) live in ./instance unless moved, e.g. to
+        # a writable volume when the code directory is read-only.
+        instance_path=os.environ.get("INKWELL_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+        template_folder=os.path.join(_REPOSITORY_ROOT, "templates"),
+        static_folder=os.path.join(_REPOSITORY_ROOT, "static"),
+    )
+    load_settings(app, test_config)
+    register_logging(app)
+    register_request_hooks(app)  # first, so timing and counting wrap every other hook
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run a safe application."""
+
+
+def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
+    """Layer the settings sources, then derive the settings that depend on others."""
+    app.config.from_object(DefaultConfig)
+    app.config.from_pyfile("config.py", silent=True)
+    read_environment(app.config)
+    app.config.from_prefixed_env()
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    config = app.config
+    url = config["DATABASE_URL"] or "sqlite:///" + os.path.join(app.instance_path, "inkwell.sqlite3")
+    config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
+    if not config["RATELIMIT_STORAGE_URI"]:
+        config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+    if app.debug:
+        config["SESSION_COOKIE_SECURE"] = False
+    config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+    _check_secret_key(app)
+
+
+def _check_secret_key(app: Flask) -> None:
+    key = app.config.get("SECRET_KEY")
+    if key and key not in WEAK_SECRETS and len(key) >= 16:
+        return
+    if app.debug or app.testing:
+        if not key:
+            app.config["SECRET_KEY"] = secrets.token_hex(32)  # sessions end at restart
+        return
+    raise ConfigurationError(
+        "SECRET_KEY is missing or too weak (it must be at least 16 characters). Set it in the "
+        "environment, e.g. export SECRET_KEY=\"$(python -c 'import secrets; "
+        "print(secrets.token_hex(32))')\", or put SECRET_KEY = '...' in instance/config.py "
+        "(`make run` writes one there for you)."
+    )
+
+
+def register_logging(app: Flask) -> None:
+    """Log Inkwell's own records (requests, slow statements) to stderr, once per process."""
+    logger = logging.getLogger("inkwell")
+    logger.setLevel(app.config["LOG_LEVEL"])
+    if not logger.handlers and not app.testing:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions from ``blog.extensions`` to this app."""
+    from blog.accounts.services import load_user_for_token
+
+    if app.config["PROXY_FIX_X_FOR"] or app.config["PROXY_FIX_X_PROTO"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"],  # type: ignore[method-assign]
+                                x_proto=app.config["PROXY_FIX_X_PROTO"])
+    db.init_app(app)
+    with app.app_context():
+        init_database(app, db.engine)
+    migrate.init_app(app, db, directory=os.path.join(_REPOSITORY_ROOT, "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user_for_token)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount each domain's pages."""
+    from blog.accounts.views import bp as accounts_bp
+    from blog.health import bp as health_bp
+    from blog.posts.views import bp as posts_bp
+
+    app.register_blueprint(posts_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(health_bp)
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Security headers on every response; one log line per request with its SQL count."""
+
+    @app.before_request
+    def _start_request() -> None:
+        g.request_started = time.perf_counter()
+        g.sql_counter, g.sql_counter_token = start_counting()
+
+    @app.after_request
+    def _finish_request(response: Response) -> Response:
+        set_security_headers(response)
+        counter = g.get("sql_counter")
+        started = g.get("request_started")
+        if counter is not None and started is not None:
+            request_log.info(
+                "%s %s %s %.1fms %d sql", request.method, request.path, response.status_code,
+                (time.perf_counter() - started) * 1000, counter.count,
+            )
+        return response
+
+    @app.teardown_request
+    def _stop_counting(exc: BaseException | None) -> None:
+        token = g.pop("sql_counter_token", None)
+        if token is not None:
+            stop_counting(token)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """HTML error pages without tracebacks."""
+    from blog.errors import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    """``flask create-admin`` and the other management commands."""
+    from blog.cli import register
+
+    register(app)

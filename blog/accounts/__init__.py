@@ -1,0 +1,1 @@
+"""Accounts: members, roles, login sessions (the lowest domain; it imports no other)."""

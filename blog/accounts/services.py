@@ -1,0 +1,278 @@
+"""Account use cases: registration, login with throttling, logout, passwords, deactivation.
+
+Each function that writes owns its transaction through :func:`blog.database.transaction`
+and reports failure as an :class:`AccountError` that views turn into form messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import flask_login
+from blinker import Namespace
+from flask import current_app
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from blog.accounts.models import LoginAttempt, Role, User, UserSession
+from blog.database import transaction, utcnow
+from blog.extensions import db
+from blog.security import check_password, check_password_of_nobody, hash_password, hash_rounds
+
+_signals = Namespace()
+#: Sent inside the registration transaction, after the user has an id, as
+#: ``user_registered.send(app, user=user)``. Higher domains (the shop's cart) listen.
+user_registered = _signals.signal("user-registered")
+
+
+class AccountError(Exception):
+    """A request about an account that cannot be carried out; ``field`` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class DuplicateAccount(AccountError):
+    """The username or email is taken (checked again by the database's unique constraints)."""
+
+
+class InvalidCredentials(AccountError):
+    """Wrong password, or no such member: one message for both."""
+
+
+class AccountInactive(AccountError):
+    """The member's account has been deactivated."""
+
+
+class LoginThrottled(AccountError):
+    """Too many failed logins for this account or from this address."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+INVALID_CREDENTIALS = "Invalid username or password."
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --- lookups -------------------------------------------------------------------------------
+
+
+def find_user(identifier: str) -> User | None:
+    """The member whose username or email is ``identifier``, ignoring case."""
+    key = func.lower(identifier.strip())
+    return db.session.scalar(
+        select(User).where(or_(User.username_key == key, User.email_key == key))
+    )
+
+
+def get_user_by_username(username: str) -> User | None:
+    """The member called ``username`` (any case), active or not."""
+    return db.session.scalar(select(User).where(User.username_key == func.lower(username)))
+
+
+def load_user_for_token(token: str) -> User | None:
+    """Flask-Login's user loader: the active member whose live login record ``token`` names.
+
+    One statement: the login record, the member and their roles. A logged-out, expired,
+    password-changed or deactivated login yields None, which makes the cookie useless.
+    """
+    user = db.session.scalars(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(
+            UserSession.token_hash == _token_hash(token),
+            UserSession.expires_at > utcnow(),
+            User.active.is_(True),
+        )
+        .options(joinedload(User.roles))
+    ).unique().first()
+    if user is not None:
+        user.current_session_token = token
+    return user
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def _duplicate_field(username: str, email: str) -> str | None:
+    if get_user_by_username(username) is not None:
+        return "username"
+    if db.session.scalar(select(User.id).where(User.email_key == func.lower(email))) is not None:
+        return "email"
+    return None
+
+
+_DUPLICATE_MESSAGES = {
+    "username": "That username is taken.",
+    "email": "An account with that email already exists.",
+}
+
+
+def create_user(username: str, email: str, password: str, roles: tuple[str, ...] = ()) -> User:
+    """Create a member (with ``roles``) in one transaction and announce it.
+
+    The user is flushed to get its id, then :data:`user_registered` is sent inside the same
+    transaction so listeners' rows commit, or roll back, with the user.
+    Raises :class:`DuplicateAccount` when the username or email is taken, also when a
+    concurrent registration wins the race and the database's unique constraint fires.
+    """
+    field = _duplicate_field(username, email)
+    if field:
+        raise DuplicateAccount(_DUPLICATE_MESSAGES[field], field)
+    password_hash = hash_password(password)
+    try:
+        with transaction() as session:
+            user = User(username=username.strip(), email=email.strip(), password_hash=password_hash)
+            if roles:
+                user.roles = list(session.scalars(select(Role).where(Role.name.in_(roles))))
+                if len(user.roles) != len(set(roles)):
+                    raise AccountError(f"Unknown role in {sorted(roles)}.")
+            session.add(user)
+            session.flush()
+            user_registered.send(current_app._get_current_object(), user=user)
+    except IntegrityError as error:
+        field = "email" if "email" in str(error.orig) else "username"
+        raise DuplicateAccount(_DUPLICATE_MESSAGES[field], field) from error
+    return user
+
+
+# --- login and logout ----------------------------------------------------------------------
+
+
+def _throttling() -> bool:
+    return bool(current_app.config["RATELIMIT_ENABLED"])
+
+
+def _record_attempt(account_key: str, ip_address: str) -> int:
+    """Commit a login attempt and return its id; old attempts are purged on the way."""
+    window = timedelta(seconds=current_app.config["LOGIN_THROTTLE_WINDOW_SECONDS"])
+    with transaction() as session:
+        session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < utcnow() - window))
+        attempt = LoginAttempt(account_key=account_key, ip_address=ip_address)
+        session.add(attempt)
+        session.flush()
+        return attempt.id
+
+
+def _check_throttle(account_key: str, ip_address: str) -> None:
+    """Raise :class:`LoginThrottled` when the account or the address has too many attempts.
+
+    The attempt being checked is already committed, and every attempt counts itself and all
+    committed before it; so however many workers race, at most the limit get through.
+    """
+    config = current_app.config
+    window = config["LOGIN_THROTTLE_WINDOW_SECONDS"]
+    since = utcnow() - timedelta(seconds=window)
+    recent = select(func.count()).select_from(LoginAttempt).where(LoginAttempt.created_at > since)
+    per_account, per_address = db.session.execute(
+        select(
+            recent.where(LoginAttempt.account_key == account_key).scalar_subquery(),
+            recent.where(LoginAttempt.ip_address == ip_address).scalar_subquery(),
+        )
+    ).one()
+    if (per_account > config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
+            or per_address > config["LOGIN_MAX_FAILURES_PER_ADDRESS"]):
+        minutes = max(1, window // 60)
+        raise LoginThrottled(
+            f"Too many failed login attempts. Please wait {minutes} minutes and try again.",
+            retry_after=window,
+        )
+
+
+def authenticate(identifier: str, password: str, ip_address: str) -> User:
+    """Check a login; return the member or raise an :class:`AccountError`.
+
+    Unknown user and wrong password get the same message and about the same time (a dummy
+    bcrypt check). Every attempt is recorded before the password is checked, so the throttle
+    holds across processes; a successful login clears the account's attempts.
+    """
+    user = find_user(identifier)
+    account_key = f"user:{user.id}" if user else "name:" + identifier.strip().lower()[:250]
+    if _throttling():
+        _record_attempt(account_key, ip_address or "unknown")
+        _check_throttle(account_key, ip_address or "unknown")
+    if user is None:
+        check_password_of_nobody(password)
+        raise InvalidCredentials(INVALID_CREDENTIALS)
+    if not check_password(user.password_hash, password):
+        raise InvalidCredentials(INVALID_CREDENTIALS)
+    if not user.active:
+        raise AccountInactive("This account has been deactivated.")
+    with transaction():
+        if _throttling():
+            db.session.execute(delete(LoginAttempt).where(LoginAttempt.account_key == account_key))
+        if hash_rounds(user.password_hash) != current_app.config["BCRYPT_ROUNDS"]:
+            user.password_hash = hash_password(password)  # follow a changed cost setting
+    return user
+
+
+def log_in(user: User, *, remember: bool = False, ip_address: str = "", user_agent: str = "") -> None:
+    """Start a login session for ``user`` in this browser (a new server-side record)."""
+    config = current_app.config
+    token = secrets.token_urlsafe(32)
+    lifetime = config["REMEMBER_COOKIE_DURATION"] if remember else config["LOGIN_SESSION_LIFETIME"]
+    now = utcnow()
+    with transaction() as session:
+        session.execute(
+            delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now)
+        )
+        session.add(UserSession(
+            token_hash=_token_hash(token), user_id=user.id, created_at=now,
+            expires_at=now + lifetime, remember=remember,
+            ip_address=(ip_address or "")[:45], user_agent=(user_agent or "")[:200],
+        ))
+    user.current_session_token = token
+    flask_login.login_user(user, remember=remember, duration=lifetime)
+
+
+def log_out() -> None:
+    """End the current login: its record is deleted, so copies of the cookie stop working."""
+    user = flask_login.current_user
+    if user.is_authenticated and user.current_session_token:
+        with transaction() as session:
+            session.execute(
+                delete(UserSession).where(UserSession.token_hash == _token_hash(user.current_session_token))
+            )
+    flask_login.logout_user()
+
+
+def end_all_sessions(user: User) -> None:
+    """Log ``user`` out everywhere (inside the caller's transaction)."""
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+
+
+def change_password(user: User, current_password: str, new_password: str, *,
+                    ip_address: str = "", user_agent: str = "") -> None:
+    """Set a new password; every other login of the member ends, this one continues."""
+    if not check_password(user.password_hash, current_password):
+        raise AccountError("Your current password is not correct.", "current_password")
+    if current_password == new_password:
+        raise AccountError("The new password must differ from the current one.", "new_password")
+    remember = db.session.scalar(
+        select(UserSession.remember).where(
+            UserSession.token_hash == _token_hash(user.current_session_token or "")
+        )
+    )
+    new_hash = hash_password(new_password)
+    with transaction():
+        user.password_hash = new_hash
+        end_all_sessions(user)
+    log_in(user, remember=bool(remember), ip_address=ip_address, user_agent=user_agent)
+
+
+def set_active(user: User, active: bool) -> None:
+    """Deactivate (ending every login at once) or reactivate a member."""
+    with transaction():
+        user.active = active
+        if not active:
+            end_all_sessions(user)

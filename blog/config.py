@@ -1,0 +1,113 @@
+"""Settings: defaults here, then ``instance/config.py``, then the environment.
+
+Every setting below can be overridden in ``instance/config.py`` or as an environment variable
+``FLASK_<NAME>`` (values are parsed as JSON where possible, so ``FLASK_BCRYPT_ROUNDS=10`` is an int).
+A few well-known deployment variables are read without the prefix: ``DATABASE_URL``, ``SECRET_KEY``
+and ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+#: Values that must never be accepted as a production secret.
+WEAK_SECRETS = frozenset({"", "dev", "secret", "changeme", "change-me", "development"})
+
+
+class DefaultConfig:
+    """Defaults for every setting; documented in README.md's configuration table."""
+
+    SECRET_KEY: str | None = None
+    #: ``None`` means the SQLite file ``instance/inkwell.sqlite3``.
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+
+    # Connection pool (PostgreSQL; SQLite uses SQLAlchemy's defaults for files).
+    DB_POOL_SIZE = 5
+    DB_MAX_OVERFLOW = 10
+    DB_POOL_TIMEOUT = 30
+    DB_POOL_RECYCLE = 1800
+    DB_POOL_PRE_PING = True
+    #: How long a SQLite connection waits for another writer before "database is locked".
+    SQLITE_BUSY_TIMEOUT_MS = 5000
+
+    #: Statements slower than this are logged as warnings (parameters masked).
+    SLOW_QUERY_MS = 200
+    LOG_LEVEL = "INFO"
+
+    BCRYPT_ROUNDS = 12
+    PASSWORD_MIN_LENGTH = 8
+
+    # Login throttling (database-backed, so every worker and host sees the same counts).
+    LOGIN_MAX_FAILURES_PER_ACCOUNT = 10
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 100
+    LOGIN_THROTTLE_WINDOW_SECONDS = 900
+
+    #: Flask-Limiter; also switches off the login throttle when False.
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI: str | None = None  # None: REDIS_URL if set, else in-process memory
+    RATELIMIT_HEADERS_ENABLED = True
+    REGISTER_RATE_LIMIT = "10 per hour"
+    LOGIN_RATE_LIMIT = "60 per minute"
+
+    #: How many reverse proxies in front of the app set X-Forwarded-For / -Proto (0: none).
+    PROXY_FIX_X_FOR = 0
+    PROXY_FIX_X_PROTO = 0
+
+    # Cookies: Secure unless switched off (plain-http local serving) or in debug.
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = True
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_DURATION = timedelta(days=30)
+    #: How long a login without "remember me" stays valid on the server.
+    LOGIN_SESSION_LIFETIME = timedelta(days=14)
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the signed session
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+
+    SITE_NAME = "Inkwell"
+
+
+def normalize_database_url(url: str) -> str:
+    """Return ``url`` with PostgreSQL URLs pointed at the psycopg 3 driver.
+
+    Hosting platforms hand out ``postgres://`` (which SQLAlchemy rejects) or plain
+    ``postgresql://`` (which would pick psycopg2); both become ``postgresql+psycopg://``.
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def engine_options(config: dict[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy ``create_engine`` options derived from the pool settings."""
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        # The busy timeout is also set by PRAGMA on connect; the driver timeout covers the
+        # moment before that PRAGMA runs.
+        return {"connect_args": {"timeout": config["SQLITE_BUSY_TIMEOUT_MS"] / 1000}}
+    return {
+        "pool_size": config["DB_POOL_SIZE"],
+        "max_overflow": config["DB_MAX_OVERFLOW"],
+        "pool_timeout": config["DB_POOL_TIMEOUT"],
+        "pool_recycle": config["DB_POOL_RECYCLE"],
+        "pool_pre_ping": config["DB_POOL_PRE_PING"],
+    }
+
+
+def read_environment(config: dict[str, Any]) -> None:
+    """Copy the unprefixed deployment variables into ``config`` when they are set."""
+    for name in ("DATABASE_URL", "SECRET_KEY", "REDIS_URL"):
+        value = os.environ.get(name)
+        if value:
+            config[name] = value

@@ -1,0 +1,232 @@
+"""The database layer every domain builds on.
+
+- ``Base``: the declarative base, with a naming convention so constraints get the same,
+  predictable names on SQLite and PostgreSQL (migrations can then refer to them by name).
+- ``UTCDateTime`` and ``TimestampMixin``: timezone-aware UTC timestamps on both databases.
+- ``transaction()``: how a service function owns its transaction.
+- Engine set-up: SQLite pragmas and ``BEGIN IMMEDIATE`` for write transactions, statement
+  counting per request (and for tests), and a slow-statement warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger("inkwell.sql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are stored as naive
+    UTC and given their zone back when read. Naive datetimes are refused on the way in: a
+    naive value is almost always local time by mistake.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use blog.database.utcnow()")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every model (used as Flask-SQLAlchemy's ``model_class``)."""
+
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={datetime: UTCDateTime()},
+    )
+
+
+class TimestampMixin:
+    """``created_at`` and ``updated_at``, set in Python per row (never once at import)."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- transactions -------------------------------------------------------------------------
+
+# True while a service transaction is starting: the SQLite "begin" hook then takes the write
+# lock at once (BEGIN IMMEDIATE) instead of on the first write.
+_begin_immediate: ContextVar[bool] = ContextVar("inkwell_begin_immediate", default=False)
+_in_service_transaction: ContextVar[bool] = ContextVar("inkwell_in_transaction", default=False)
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """Run a service's unit of work: commit on success, roll back and re-raise on failure.
+
+    A read-only transaction the request already has open (loading the current user, say) is
+    ended first, so the write transaction starts fresh. On SQLite it then begins with
+    ``BEGIN IMMEDIATE``: a transaction that reads and later writes would otherwise fail at
+    once with "database is locked" when another connection wrote in between, ignoring the
+    busy timeout. With the write lock taken up front, concurrent writers queue instead.
+
+    Nested calls join the outer transaction, so services can call each other.
+    """
+    from blog.extensions import db  # extensions imports this module for Base
+
+    session = db.session()  # the request's Session itself, not the scoped proxy
+    if _in_service_transaction.get():
+        yield session
+        return
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("changes were made outside a service transaction")
+        session.commit()
+    immediate = _begin_immediate.set(True)
+    inside = _in_service_transaction.set(True)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _in_service_transaction.reset(inside)
+        _begin_immediate.reset(immediate)
+
+
+# --- statement counting -------------------------------------------------------------------
+
+
+@dataclass
+class StatementCounter:
+    """Counts the SQL statements run while it is active (transaction control excluded)."""
+
+    count: int = 0
+    statements: list[str] = field(default_factory=list)
+
+
+_active_counters: ContextVar[tuple[StatementCounter, ...]] = ContextVar(
+    "inkwell_statement_counters", default=()
+)
+
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+@contextmanager
+def count_statements() -> Iterator[StatementCounter]:
+    """Count the statements executed inside the ``with`` block (used per request and by tests)."""
+    counter = StatementCounter()
+    token = _active_counters.set(_active_counters.get() + (counter,))
+    try:
+        yield counter
+    finally:
+        _active_counters.reset(token)
+
+
+def start_counting() -> tuple[StatementCounter, Any]:
+    """Begin counting without a ``with`` block (for request hooks); pass the token to stop."""
+    counter = StatementCounter()
+    return counter, _active_counters.set(_active_counters.get() + (counter,))
+
+
+def stop_counting(token: Any) -> None:
+    """End a count begun with :func:`start_counting`."""
+    _active_counters.reset(token)
+
+
+def _mask(parameters: Any, executemany: bool) -> str:
+    """Describe parameters without their values: they may hold passwords, emails, addresses."""
+    if executemany:
+        return f"<{len(parameters)} parameter sets>"
+    if isinstance(parameters, dict):
+        return "{" + ", ".join(f"{key}: ?" for key in parameters) + "}"
+    if isinstance(parameters, (list, tuple)):
+        return "(" + ", ".join("?" for _ in parameters) + ")"
+    return "?"
+
+
+def _instrument(engine: Engine, slow_ms: float) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Connection, cursor: Any, statement: str, parameters: Any,
+                context: Any, executemany: bool) -> None:
+        conn.info.setdefault("inkwell_started", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Connection, cursor: Any, statement: str, parameters: Any,
+               context: Any, executemany: bool) -> None:
+        elapsed_ms = (time.perf_counter() - conn.info["inkwell_started"].pop()) * 1000
+        if not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+            for counter in _active_counters.get():
+                counter.count += 1
+                counter.statements.append(statement)
+        if elapsed_ms > slow_ms:
+            log.warning("slow statement (%.0f ms): %s parameters=%s",
+                        elapsed_ms, " ".join(statement.split()), _mask(parameters, executemany))
+
+
+# --- SQLite ---------------------------------------------------------------------------------
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Take transaction control away from the sqlite3 module, which would begin lazily
+        # and never immediately; the "begin" hook below issues BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Straight to the driver: transaction control is not a statement worth counting.
+        verb = "BEGIN IMMEDIATE" if _begin_immediate.get() else "BEGIN"
+        conn.connection.driver_connection.execute(verb)  # type: ignore[union-attr]
+
+
+def init_database(app: Flask, engine: Engine) -> None:
+    """Attach Inkwell's engine hooks: SQLite pragmas and immediate writes, instrumentation."""
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    _instrument(engine, float(app.config["SLOW_QUERY_MS"]))

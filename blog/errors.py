@@ -1,0 +1,54 @@
+"""Error pages: HTML, friendly, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from blog.extensions import db
+
+log = logging.getLogger("inkwell.errors")
+
+MESSAGES = {
+    400: "The request could not be understood. Please go back and try again.",
+    403: "You do not have permission to do that.",
+    404: "There is nothing here. The page may have moved or never existed.",
+    405: "That page does not accept this kind of request.",
+    413: "What you sent is too large.",
+    429: "Too many requests. Please wait a little and try again.",
+    500: "Something went wrong on our side. It has been logged; please try again later.",
+}
+
+
+def render_error(error: HTTPException) -> tuple[str, int]:
+    """Render ``templates/errors/error.html`` for an HTTP error, keeping its status code."""
+    code = error.code or 500
+    message = MESSAGES.get(code, error.description)
+    return render_template("errors/error.html", code=code, title=error.name, message=message), code
+
+
+def register(app: Flask) -> None:
+    """Install the handlers on ``app``."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        message = ("This form has expired or did not come from this site. "
+                   "Please reload the page and submit it again.")
+        return render_template("errors/error.html", code=400, title="Form expired",
+                               message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
+        if error.code is None or error.code < 400:  # redirects raised as exceptions
+            return error
+        return render_error(error)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(error: InternalServerError) -> tuple[str, int]:
+        # The failed request may have left the session mid-transaction; rendering the page
+        # (which may query, e.g. for the current user) must not run inside it.
+        db.session.rollback()
+        return render_error(error)

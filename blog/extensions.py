@@ -1,0 +1,22 @@
+"""Flask extensions, created unbound here and bound to an app in ``create_app``.
+
+Keeping them in one module lets models, services and views import them without importing
+the application (and without circular imports).
+"""
+
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+
+from blog.database import Base
+
+# expire_on_commit=False: transaction() commits the request's read transaction before a write
+# begins; expiring then would reload every object the request had already loaded.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+migrate = Migrate(compare_type=True, render_as_batch=True)
+csrf = CSRFProtect()
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address)

@@ -1,0 +1,1 @@
+"""The blog: posts, comments, tags, likes and follows."""

@@ -1,0 +1,147 @@
+"""Passwords, redirects, response headers and access decisions shared by every domain."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import bcrypt
+from flask import Response, abort, current_app
+from flask_login import current_user
+
+from blog.extensions import login_manager
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# --- passwords -----------------------------------------------------------------------------
+
+
+def _prehash(password: str) -> bytes:
+    """SHA-256 the whole password and base64 it, so bcrypt sees 44 ASCII bytes.
+
+    bcrypt only reads 72 bytes (bcrypt 5 raises past them) and stops at a NUL byte; the
+    pre-hash makes every character of any password count and keeps NULs out.
+    ``surrogatepass`` lets even unpaired surrogates through rather than raising.
+    """
+    digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
+    return base64.b64encode(digest)
+
+
+def hash_password(password: str, rounds: int | None = None) -> str:
+    """Return a bcrypt hash of ``password`` at the configured cost (``BCRYPT_ROUNDS``)."""
+    if rounds is None:
+        rounds = current_app.config["BCRYPT_ROUNDS"]
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``; a malformed hash never matches."""
+    try:
+        return bcrypt.checkpw(_prehash(password), password_hash.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
+_dummy_hashes: dict[int, str] = {}
+
+
+def check_password_of_nobody(password: str) -> bool:
+    """Spend the time a real check takes, for a user that does not exist.
+
+    Answering "unknown user" faster than "wrong password" would tell an attacker which
+    usernames exist. Always returns False.
+    """
+    rounds = current_app.config["BCRYPT_ROUNDS"]
+    if rounds not in _dummy_hashes:
+        _dummy_hashes[rounds] = hash_password("not the password of anyone", rounds)
+    check_password(_dummy_hashes[rounds], password)
+    return False
+
+
+def hash_rounds(password_hash: str) -> int:
+    """The cost factor a bcrypt hash was made with (``$2b$12$...`` -> 12)."""
+    return int(password_hash.split("$")[2])
+
+
+# --- redirects -----------------------------------------------------------------------------
+
+
+def safe_next_url(target: str | None) -> str | None:
+    """Return ``target`` if it is a path on this site, else None.
+
+    Browsers treat ``//host``, ``/\\host`` and ``https:host`` as other sites, and strip tabs and
+    newlines before parsing, so anything but a plain absolute path is refused.
+    """
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if "\\" in target or any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+# --- headers -------------------------------------------------------------------------------
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def set_security_headers(response: Response) -> Response:
+    """Add the headers every response carries, error pages included."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+# --- access decisions ----------------------------------------------------------------------
+
+
+def role_required(name: str) -> Callable[[F], F]:
+    """Let members holding role ``name`` through; anonymous visitors go to the login page,
+    other members get 403."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not current_user.has_role(name):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def can_manage(owner_id: int | None) -> bool:
+    """Whether the current user owns a thing (``owner_id``) or is an admin."""
+    if not current_user.is_authenticated:
+        return False
+    return current_user.id == owner_id or current_user.is_admin
+
+
+def require_owner(owner_id: int | None, *, conceal: bool = False) -> None:
+    """Stop the request unless the current user owns the thing or is an admin.
+
+    The one place that decides 403 against 404: ``conceal=True`` for things whose very
+    existence is private (someone's order, an unpublished draft) answers 404 to everyone
+    else; otherwise anonymous visitors are sent to log in and other members get 403.
+    """
+    if can_manage(owner_id):
+        return
+    if conceal:
+        abort(404)
+    if not current_user.is_authenticated:
+        abort(login_manager.unauthorized())
+    abort(403)

@@ -1,0 +1,205 @@
+"""Test harness.
+
+The schema is built once per test session by running the migrations (never ``create_all``)
+on ``TEST_DATABASE_URL`` (default: a temporary SQLite file). Each test then runs inside one
+outer transaction that is rolled back at the end; the application's sessions join it through
+savepoints, so a service's ``commit()`` releases a savepoint and nothing survives the test.
+
+Tests that need real commits seen by other connections (threads, gunicorn workers) use the
+``committed_app`` fixture instead, which cleans the tables afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import flask_migrate
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from blog import create_app
+from blog.accounts import services as accounts
+from blog.accounts.models import ADMIN, User
+from blog.config import normalize_database_url
+from blog.database import StatementCounter, count_statements
+from blog.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+PASSWORD = "correct horse battery"
+
+# The app's sessions join the test's outer transaction with savepoints, so a rollback inside
+# the app (a failed service) undoes only its own work. Only matters when bound to a Connection.
+db.session.session_factory.configure(join_transaction_mode="create_savepoint")
+
+
+def make_config(database_url: str, **overrides: Any) -> dict[str, Any]:
+    """The settings every test app gets; CSRF stays on (tests post real tokens)."""
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "DATABASE_URL": database_url,
+        "BCRYPT_ROUNDS": 4,
+        "SESSION_COOKIE_SECURE": False,
+        "WTF_CSRF_ENABLED": True,
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SQLITE_BUSY_TIMEOUT_MS": 20000,
+    }
+    config.update(overrides)
+    return config
+
+
+def reset_postgres(url: str) -> None:
+    """Empty the PostgreSQL test database: it is the test's, and is rebuilt by migrations."""
+    engine = create_engine(normalize_database_url(url))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def dispose(app: Flask) -> None:
+    """Close the app's pooled connections (PostgreSQL has a connection limit; SQLite files
+    would otherwise be closed by the garbage collector, with a ResourceWarning)."""
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The migrated test database's URL."""
+    if TEST_DATABASE_URL:
+        url = TEST_DATABASE_URL
+        reset_postgres(url)
+    else:
+        url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "inkwell-test.sqlite3")
+    app = create_app(make_config(url))
+    with app.app_context():
+        flask_migrate.upgrade()
+    dispose(app)
+    return url
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    """Override in a test module (or with ``@pytest.mark.parametrize``) to change settings."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url: str, config_overrides: dict[str, Any]) -> Iterator[Flask]:
+    """An app whose every session runs inside one transaction, rolled back after the test."""
+    app = create_app(make_config(database_url, **config_overrides))
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection  # type: ignore[index]
+    yield app
+    with app.app_context():
+        db.session.remove()
+        outer.rollback()
+        connection.close()
+        engines[None] = engine  # type: ignore[index]
+    dispose(app)
+
+
+@pytest.fixture
+def committed_app(database_url: str, config_overrides: dict[str, Any]) -> Iterator[Flask]:
+    """An app on the real engine: data is committed, seen by other threads and processes.
+
+    Every table but ``roles`` (seeded by migrations) is emptied afterwards.
+    """
+    app = create_app(make_config(database_url, **config_overrides))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                if table.name != "roles":
+                    connection.execute(table.delete())
+    dispose(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
+    """A CSRF token for ``client``'s session, read from a page's form as a browser would."""
+    for candidate in (path, "/"):
+        match = CSRF_PATTERN.search(client.get(candidate).get_data(as_text=True))
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no CSRF token on {path} or /")
+
+
+class AuthActions:
+    """Log a test client in and out through the real forms."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(self, username: str = "alice", password: str = PASSWORD, *,
+              remember: bool = False, next_url: str | None = None) -> Any:
+        data = {"csrf_token": csrf_token(self.client), "username": username, "password": password}
+        if remember:
+            data["remember"] = "y"
+        path = "/auth/login" + (f"?next={next_url}" if next_url is not None else "")
+        return self.client.post(path, data=data)
+
+    def logout(self) -> Any:
+        return self.client.post("/auth/logout", data={"csrf_token": csrf_token(self.client, "/")})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., User]:
+    """Factory: ``make_user("bob", admin=True)`` creates a member through the service."""
+
+    def factory(username: str = "alice", email: str | None = None, password: str = PASSWORD,
+                *, admin: bool = False, active: bool = True) -> User:
+        with app.app_context():
+            user = accounts.create_user(username, email or f"{username}@example.com", password,
+                                        roles=(ADMIN,) if admin else ())
+            if not active:
+                accounts.set_active(user, False)
+            return user
+
+    return factory
+
+
+@pytest.fixture
+def statements() -> Callable[[], Any]:
+    """``with statements() as counted: client.get(...)`` then ``counted.count``."""
+    return count_statements
+
+
+def page_statements(client: FlaskClient, path: str) -> StatementCounter:
+    """Fetch ``path`` and return what it ran; fails unless the page answers 200."""
+    with count_statements() as counted:
+        response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return counted
