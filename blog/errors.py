@@ -23,11 +23,14 @@ MESSAGES = {
 }
 
 
-def render_error(error: HTTPException) -> tuple[str, int]:
-    """Render ``templates/errors/error.html`` for an HTTP error, keeping its status code."""
+def render_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
+    """Render ``templates/errors/error.html`` for an HTTP error, keeping its status code and
+    its headers (``Allow`` on a 405, ``Retry-After`` on a 429)."""
     code = error.code or 500
     message = MESSAGES.get(code, error.description)
-    return render_template("errors/error.html", code=code, title=error.name, message=message), code
+    headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
+    html = render_template("errors/error.html", code=code, title=error.name, message=message)
+    return html, code, headers
 
 
 def register(app: Flask) -> None:
@@ -41,13 +44,12 @@ def register(app: Flask) -> None:
                                message=message), 400
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int] | HTTPException:
-        if error.code is None or error.code < 400:  # redirects raised as exceptions
-            return error
+    def http_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
+        # Flask passes routing redirects (308) through before handlers, so only errors land here.
         return render_error(error)
 
     @app.errorhandler(InternalServerError)
-    def server_error(error: InternalServerError) -> tuple[str, int]:
+    def server_error(error: InternalServerError) -> tuple[str, int, list[tuple[str, str]]]:
         # The failed request may have left the session mid-transaction; rendering the page
         # (which may query, e.g. for the current user) must not run inside it.
         db.session.rollback()

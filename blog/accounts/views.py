@@ -26,8 +26,12 @@ def _next_or_home() -> str:
 
 @bp.app_context_processor
 def inject_logout_form() -> dict[str, object]:
-    """base.html needs a logout form (with its CSRF token) on every page."""
-    return {"logout_form": LogoutForm()}
+    """base.html needs a logout form (with its CSRF token) on every page.
+
+    ``formdata=None``: the form never reads the request body, which an error page (413 for
+    an oversized upload) must not touch.
+    """
+    return {"logout_form": LogoutForm(formdata=None)}
 
 
 @bp.route("/auth/register", methods=["GET", "POST"])
