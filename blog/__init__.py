@@ -64,6 +64,9 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     app.config.from_pyfile("config.py", silent=True)
     read_environment(app.config)
     app.config.from_prefixed_env()
+    if os.environ.get("FLASK_SECRET_KEY"):
+        # from_prefixed_env parses values as JSON: an all-digit key would become an int.
+        app.config["SECRET_KEY"] = os.environ["FLASK_SECRET_KEY"]
     if test_config:
         app.config.from_mapping(test_config)
 

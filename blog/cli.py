@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from werkzeug.datastructures import MultiDict
 
 from blog.accounts import services as accounts
@@ -15,6 +16,7 @@ from blog.accounts.models import ADMIN
 @click.option("--username", required=True, help="Login name of the new admin.")
 @click.option("--email", required=True, help="Email address of the new admin.")
 @click.option("--password", help="Password (asked for, hidden, when not given).")
+@with_appcontext
 def create_admin(username: str, email: str, password: str | None) -> None:
     """Create a member with the admin role."""
     if password is None:
