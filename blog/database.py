@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import registry as Registry
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     """Declarative base for every model (used as Flask-SQLAlchemy's ``model_class``)."""
 
-    registry = registry(
+    registry = Registry(
         metadata=MetaData(naming_convention=NAMING_CONVENTION),
         type_annotation_map={datetime: UTCDateTime()},
     )

@@ -7,7 +7,6 @@ import functools
 import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import bcrypt
 from flask import Response, abort, current_app
@@ -79,9 +78,6 @@ def safe_next_url(target: str | None) -> str | None:
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
         return None
     if "\\" in target or any(ord(char) < 32 or ord(char) == 127 for char in target):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
         return None
     return target
 
