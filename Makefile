@@ -26,7 +26,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # A random SECRET_KEY, written once; the file is git-ignored.
-instance/config.py:
+instance/config.py: | $(BIN)/python
 	mkdir -p instance
 	$(BIN)/python -c "import secrets; print('SECRET_KEY = %r' % secrets.token_hex(32))" > $@
 	@echo "Wrote a new SECRET_KEY to $@"

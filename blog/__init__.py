@@ -21,7 +21,7 @@ from blog.config import (WEAK_SECRETS, DefaultConfig, engine_options, normalize_
                          read_environment)
 from blog.database import init_database, start_counting, stop_counting
 from blog.extensions import csrf, db, limiter, login_manager, migrate
-from blog.security import set_security_headers
+from blog.security import reject_nul_bytes, set_security_headers
 
 request_log = logging.getLogger("inkwell.request")
 
@@ -78,7 +78,8 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
     if app.debug:
         config["SESSION_COOKIE_SECURE"] = False
-    config["REMEMBER_COOKIE_SECURE"] = config["SESSION_COOKIE_SECURE"]
+        config["REMEMBER_COOKIE_SECURE"] = False
+    config.setdefault("REMEMBER_COOKIE_SECURE", config["SESSION_COOKIE_SECURE"])
     _check_secret_key(app)
 
 
@@ -147,6 +148,7 @@ def register_request_hooks(app: Flask) -> None:
     def _start_request() -> None:
         g.request_started = time.perf_counter()
         g.sql_counter, g.sql_counter_token = start_counting()
+        reject_nul_bytes()
 
     @app.after_request
     def _finish_request(response: Response) -> Response:

@@ -17,17 +17,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Session
 from sqlalchemy.orm import registry as Registry
 from sqlalchemy.types import TypeDecorator
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 log = logging.getLogger("inkwell.sql")
 
@@ -95,7 +93,21 @@ class TimestampMixin:
 # True while a service transaction is starting: the SQLite "begin" hook then takes the write
 # lock at once (BEGIN IMMEDIATE) instead of on the first write.
 _begin_immediate: ContextVar[bool] = ContextVar("inkwell_begin_immediate", default=False)
-_in_service_transaction: ContextVar[bool] = ContextVar("inkwell_in_transaction", default=False)
+
+# Session.info keys: inside a service transaction; the open transaction has flushed writes.
+_IN_SERVICE = "inkwell_in_service_transaction"
+_WROTE = "inkwell_transaction_wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_write(session: Session, flush_context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_write(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: committed or rolled back
+        session.info.pop(_WROTE, None)
 
 
 @contextmanager
@@ -113,15 +125,17 @@ def transaction() -> Iterator[Session]:
     from blog.extensions import db  # extensions imports this module for Base
 
     session = db.session()  # the request's Session itself, not the scoped proxy
-    if _in_service_transaction.get():
+    if session.info.get(_IN_SERVICE):
         yield session
         return
     if session.in_transaction():
-        if session.new or session.dirty or session.deleted:
+        # Writes already flushed (autoflush included) began without the write lock: refuse
+        # rather than commit them as if they were part of this unit of work.
+        if session.new or session.dirty or session.deleted or session.info.get(_WROTE):
             raise RuntimeError("changes were made outside a service transaction")
         session.commit()
     immediate = _begin_immediate.set(True)
-    inside = _in_service_transaction.set(True)
+    session.info[_IN_SERVICE] = True
     try:
         yield session
         session.commit()
@@ -129,7 +143,7 @@ def transaction() -> Iterator[Session]:
         session.rollback()
         raise
     finally:
-        _in_service_transaction.reset(inside)
+        session.info.pop(_IN_SERVICE, None)
         _begin_immediate.reset(immediate)
 
 
@@ -151,17 +165,6 @@ _active_counters: ContextVar[tuple[StatementCounter, ...]] = ContextVar(
 _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
-@contextmanager
-def count_statements() -> Iterator[StatementCounter]:
-    """Count the statements executed inside the ``with`` block (used per request and by tests)."""
-    counter = StatementCounter()
-    token = _active_counters.set(_active_counters.get() + (counter,))
-    try:
-        yield counter
-    finally:
-        _active_counters.reset(token)
-
-
 def start_counting() -> tuple[StatementCounter, Any]:
     """Begin counting without a ``with`` block (for request hooks); pass the token to stop."""
     counter = StatementCounter()
@@ -171,6 +174,16 @@ def start_counting() -> tuple[StatementCounter, Any]:
 def stop_counting(token: Any) -> None:
     """End a count begun with :func:`start_counting`."""
     _active_counters.reset(token)
+
+
+@contextmanager
+def count_statements() -> Iterator[StatementCounter]:
+    """Count the statements executed inside the ``with`` block (used by tests)."""
+    counter, token = start_counting()
+    try:
+        yield counter
+    finally:
+        stop_counting(token)
 
 
 def _mask(parameters: Any, executemany: bool) -> str:
@@ -185,15 +198,17 @@ def _mask(parameters: Any, executemany: bool) -> str:
 
 
 def _instrument(engine: Engine, slow_ms: float) -> None:
+    # The start time rides on the statement's execution context, which dies with it, so a
+    # statement that fails leaves nothing behind on the pooled connection.
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn: Connection, cursor: Any, statement: str, parameters: Any,
                 context: Any, executemany: bool) -> None:
-        conn.info.setdefault("inkwell_started", []).append(time.perf_counter())
+        context._inkwell_started = time.perf_counter()
 
     @event.listens_for(engine, "after_cursor_execute")
     def _after(conn: Connection, cursor: Any, statement: str, parameters: Any,
                context: Any, executemany: bool) -> None:
-        elapsed_ms = (time.perf_counter() - conn.info["inkwell_started"].pop()) * 1000
+        elapsed_ms = (time.perf_counter() - context._inkwell_started) * 1000
         if not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
             for counter in _active_counters.get():
                 counter.count += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, render_template
+from markupsafe import escape
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -23,13 +24,29 @@ MESSAGES = {
 }
 
 
-def render_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
+FALLBACK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{code} {title}</title></head>
+<body><h1>{title}</h1><p>{message}</p><p><a href="/">Home</a></p></body></html>"""
+
+
+def render_error(error: HTTPException, *, title: str | None = None,
+                 message: str | None = None) -> tuple[str, int, list[tuple[str, str]]]:
     """Render ``templates/errors/error.html`` for an HTTP error, keeping its status code and
-    its headers (``Allow`` on a 405, ``Retry-After`` on a 429)."""
+    its headers (``Allow`` on a 405, ``Retry-After`` on a 429).
+
+    When the page itself cannot be rendered (the layout asks the database for the current
+    user, and the database may be what failed), a plain page without the layout is sent.
+    """
     code = error.code or 500
-    message = MESSAGES.get(code, error.description)
+    title = title or error.name
+    message = message or MESSAGES.get(code, error.description)
     headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
-    html = render_template("errors/error.html", code=code, title=error.name, message=message)
+    try:
+        html = render_template("errors/error.html", code=code, title=title, message=message)
+    except Exception:
+        log.exception("could not render the %s page", code)
+        db.session.rollback()
+        html = FALLBACK_PAGE.format(code=code, title=escape(title), message=escape(message))
     return html, code, headers
 
 
@@ -37,11 +54,10 @@ def register(app: Flask) -> None:
     """Install the handlers on ``app``."""
 
     @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError) -> tuple[str, int]:
-        message = ("This form has expired or did not come from this site. "
-                   "Please reload the page and submit it again.")
-        return render_template("errors/error.html", code=400, title="Form expired",
-                               message=message), 400
+    def csrf_error(error: CSRFError) -> tuple[str, int, list[tuple[str, str]]]:
+        return render_error(error, title="Form expired", message=(
+            "This form has expired or did not come from this site. "
+            "Please reload the page and submit it again."))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:

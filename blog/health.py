@@ -18,9 +18,13 @@ log = logging.getLogger("inkwell.health")
 @bp.route("/healthz")
 @limiter.exempt
 def healthz() -> tuple[Response, int]:
-    """200 when the database answers, 503 when it does not."""
+    """200 when the database answers, 503 when it does not.
+
+    It reads the migration version rather than ``SELECT 1``: SQLite would answer that even
+    from a freshly created empty file where the real database has gone missing.
+    """
     try:
-        db.session.execute(text("SELECT 1"))
+        db.session.execute(text("SELECT version_num FROM alembic_version"))
     except (SQLAlchemyError, OSError):
         log.exception("health check: database unreachable")
         db.session.rollback()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import bcrypt
-from flask import Response, abort, current_app
+from flask import Response, abort, current_app, request
 from flask_login import current_user
 
 from blog.extensions import login_manager
@@ -80,6 +80,22 @@ def safe_next_url(target: str | None) -> str | None:
     if "\\" in target or any(ord(char) < 32 or ord(char) == 127 for char in target):
         return None
     return target
+
+
+# --- input ---------------------------------------------------------------------------------
+
+
+def reject_nul_bytes() -> None:
+    """400 for a NUL character in the path, query or form fields.
+
+    No text a person types contains one, PostgreSQL refuses to store or compare it (a 500
+    otherwise), and it is a classic way to smuggle past string checks.
+    """
+    values = [request.path, *request.args.values()]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        values.extend(request.form.values())
+    if any("\x00" in value for value in values):
+        abort(400, description="The request contains a NUL character.")
 
 
 # --- headers -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import selectinload
 
 from blog.accounts.models import User
 from blog.extensions import db
@@ -28,7 +29,7 @@ def create_admin(runner, *args: str, input: str | None = None):
 
 def users(app) -> list[User]:
     with app.app_context():
-        return list(db.session.scalars(select(User).order_by(User.id)))
+        return list(db.session.scalars(select(User).order_by(User.id).options(selectinload(User.roles))))
 
 
 def user_count(app) -> int:

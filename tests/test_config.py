@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import flask_migrate
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -417,6 +418,9 @@ def test_two_apps_side_by_side(build, tmp_path):
     assert first_engine.url.database.endswith("first.sqlite3")
     assert second_engine.url.database.endswith("second.sqlite3")
     # Both answer requests, each on its own database, after the other was created.
+    for app in (first, second):
+        with app.app_context():
+            flask_migrate.upgrade()
     for app in (first, second):
         assert app.test_client().get("/healthz").get_json() == {"status": "ok", "database": "ok"}
     assert (tmp_path / "first.sqlite3").exists() and (tmp_path / "second.sqlite3").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+import flask_migrate
 import pytest
 
 from blog import create_app
@@ -91,6 +92,8 @@ def test_healthz_recovers_when_the_database_comes_back(tmp_path):
         client = app.test_client()
         assert client.get("/healthz").status_code == 503
         directory.mkdir()
+        with app.app_context():
+            flask_migrate.upgrade()
         response = client.get("/healthz")
         assert response.status_code == 200
         assert response.get_json() == {"status": "ok", "database": "ok"}

@@ -7,6 +7,7 @@ and reports failure as an :class:`AccountError` that views turn into form messag
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from blog.accounts.models import LoginAttempt, Role, User, UserSession
+from blog.accounts.models import LoginAttempt, Role, User, UserSession, lookup_key
 from blog.database import transaction, utcnow
 from blog.extensions import db
 from blog.security import check_password, check_password_of_nobody, hash_password, hash_rounds
@@ -69,7 +70,7 @@ def _token_hash(token: str) -> str:
 
 def find_user(identifier: str) -> User | None:
     """The member whose username or email is ``identifier``, ignoring case."""
-    key = func.lower(identifier.strip())
+    key = lookup_key(identifier)
     return db.session.scalar(
         select(User).where(or_(User.username_key == key, User.email_key == key))
     )
@@ -77,7 +78,7 @@ def find_user(identifier: str) -> User | None:
 
 def get_user_by_username(username: str) -> User | None:
     """The member called ``username`` (any case), active or not."""
-    return db.session.scalar(select(User).where(User.username_key == func.lower(username)))
+    return db.session.scalar(select(User).where(User.username_key == lookup_key(username)))
 
 
 def load_user_for_token(token: str) -> User | None:
@@ -107,7 +108,7 @@ def load_user_for_token(token: str) -> User | None:
 def _duplicate_field(username: str, email: str) -> str | None:
     if get_user_by_username(username) is not None:
         return "username"
-    if db.session.scalar(select(User.id).where(User.email_key == func.lower(email))) is not None:
+    if db.session.scalar(select(User.id).where(User.email_key == lookup_key(email))) is not None:
         return "email"
     return None
 
@@ -133,10 +134,9 @@ def create_user(username: str, email: str, password: str, roles: tuple[str, ...]
     try:
         with transaction() as session:
             user = User(username=username.strip(), email=email.strip(), password_hash=password_hash)
-            if roles:
-                user.roles = list(session.scalars(select(Role).where(Role.name.in_(roles))))
-                if len(user.roles) != len(set(roles)):
-                    raise AccountError(f"Unknown role in {sorted(roles)}.")
+            user.roles = list(session.scalars(select(Role).where(Role.name.in_(roles)))) if roles else []
+            if len(user.roles) != len(set(roles)):
+                raise AccountError(f"Unknown role in {sorted(roles)}.")
             session.add(user)
             session.flush()
             user_registered.send(current_app._get_current_object(), user=user)
@@ -189,6 +189,34 @@ def _check_throttle(account_key: str, ip_address: str) -> None:
         )
 
 
+def _throttle_attempt(account_key: str, ip_address: str) -> None:
+    """Record a password attempt and raise :class:`LoginThrottled` when over a limit."""
+    if _throttling():
+        address_key = client_key(ip_address)
+        _record_attempt(account_key, address_key)
+        _check_throttle(account_key, address_key)
+
+
+def _clear_attempts(account_key: str) -> None:
+    """Forget an account's attempts after a correct password (inside the caller's transaction)."""
+    if _throttling():
+        db.session.execute(delete(LoginAttempt).where(LoginAttempt.account_key == account_key))
+
+
+def client_key(ip_address: str) -> str:
+    """The address a throttle counts against: IPv4 as is, IPv6 by its /64 network, since one
+    subscriber usually holds a whole /64 and could otherwise rotate through it."""
+    try:
+        address = ipaddress.ip_address(ip_address)
+    except ValueError:
+        return ip_address[:45] or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def authenticate(identifier: str, password: str, ip_address: str) -> User:
     """Check a login; return the member or raise an :class:`AccountError`.
 
@@ -197,10 +225,8 @@ def authenticate(identifier: str, password: str, ip_address: str) -> User:
     holds across processes; a successful login clears the account's attempts.
     """
     user = find_user(identifier)
-    account_key = f"user:{user.id}" if user else "name:" + identifier.strip().lower()[:250]
-    if _throttling():
-        _record_attempt(account_key, ip_address or "unknown")
-        _check_throttle(account_key, ip_address or "unknown")
+    account_key = f"user:{user.id}" if user else "name:" + lookup_key(identifier)[:250]
+    _throttle_attempt(account_key, ip_address)
     if user is None:
         check_password_of_nobody(password)
         raise InvalidCredentials(INVALID_CREDENTIALS)
@@ -208,11 +234,13 @@ def authenticate(identifier: str, password: str, ip_address: str) -> User:
         raise InvalidCredentials(INVALID_CREDENTIALS)
     if not user.active:
         raise AccountInactive("This account has been deactivated.")
+    # Hash before taking the write lock: bcrypt is slow by design.
+    rehashed = (hash_password(password)
+                if hash_rounds(user.password_hash) != current_app.config["BCRYPT_ROUNDS"] else None)
     with transaction():
-        if _throttling():
-            db.session.execute(delete(LoginAttempt).where(LoginAttempt.account_key == account_key))
-        if hash_rounds(user.password_hash) != current_app.config["BCRYPT_ROUNDS"]:
-            user.password_hash = hash_password(password)  # follow a changed cost setting
+        _clear_attempts(account_key)
+        if rehashed:
+            user.password_hash = rehashed  # follow a changed cost setting
     return user
 
 
@@ -253,7 +281,13 @@ def end_all_sessions(user: User) -> None:
 
 def change_password(user: User, current_password: str, new_password: str, *,
                     ip_address: str = "", user_agent: str = "") -> None:
-    """Set a new password; every other login of the member ends, this one continues."""
+    """Set a new password; every other login of the member ends, this one continues.
+
+    Checking the current password counts against the same throttle as logging in, so a
+    stolen session cannot be used to guess it.
+    """
+    account_key = f"user:{user.id}"
+    _throttle_attempt(account_key, ip_address)
     if not check_password(user.password_hash, current_password):
         raise AccountError("Your current password is not correct.", "current_password")
     if current_password == new_password:
@@ -266,6 +300,7 @@ def change_password(user: User, current_password: str, new_password: str, *,
     new_hash = hash_password(new_password)
     with transaction():
         user.password_hash = new_hash
+        _clear_attempts(account_key)
         end_all_sessions(user)
     log_in(user, remember=bool(remember), ip_address=ip_address, user_agent=user_agent)
 
