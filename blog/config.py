@@ -62,7 +62,7 @@ class DefaultConfig:
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_SECURE = True
+    # REMEMBER_COOKIE_SECURE follows SESSION_COOKIE_SECURE unless set.
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_DURATION = timedelta(days=30)
@@ -73,6 +73,8 @@ class DefaultConfig:
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 
     SITE_NAME = "Inkwell"
+    #: Posts per page on the home, tag, profile, feed and search pages.
+    POSTS_PER_PAGE = 10
 
 
 def normalize_database_url(url: str) -> str:

@@ -145,11 +145,11 @@ CSRF_PATTERN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 def csrf_token(client: FlaskClient, path: str = "/auth/login") -> str:
     """A CSRF token for ``client``'s session, read from a page's form as a browser would."""
-    for candidate in (path, "/"):
+    for candidate in (path, "/", "/auth/login"):
         match = CSRF_PATTERN.search(client.get(candidate).get_data(as_text=True))
         if match:
             return match.group(1)
-    raise AssertionError(f"no CSRF token on {path} or /")
+    raise AssertionError(f"no CSRF token on {path}, / or /auth/login")
 
 
 class AuthActions:

@@ -1,9 +1,8 @@
-"""Account pages: register, log in and out, change password, profile."""
+"""Account pages: register, log in and out, change password."""
 
 from __future__ import annotations
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -29,8 +28,10 @@ def inject_logout_form() -> dict[str, object]:
     """base.html needs a logout form (with its CSRF token) on every page.
 
     ``formdata=None``: the form never reads the request body, which an error page (413 for
-    an oversized upload) must not touch.
+    an oversized upload) must not touch. Anonymous visitors get none.
     """
+    if not current_user.is_authenticated:
+        return {}  # no form, no CSRF token, so anonymous pages set no session cookie
     return {"logout_form": LogoutForm(formdata=None)}
 
 
@@ -85,23 +86,19 @@ def logout() -> Response:
 
 @bp.route("/auth/password", methods=["GET", "POST"])
 @login_required
-def change_password() -> Response | str:
+def change_password() -> Response | str | tuple[str, int, dict[str, str]]:
     form = PasswordForm()
     if form.validate_on_submit():
         try:
             services.change_password(current_user._get_current_object(), form.current_password.data,
                                      form.new_password.data, **_client())
+        except services.LoginThrottled as error:
+            form.form_errors.append(error.message)
+            html = render_template("auth/password.html", form=form)
+            return html, 429, {"Retry-After": str(error.retry_after)}
         except services.AccountError as error:
             getattr(form, error.field or "current_password").errors.append(error.message)
         else:
             flash("Your password has been changed; other devices have been logged out.", "success")
-            return redirect(url_for("auth.profile", username=current_user.username))
+            return redirect(url_for("blog.profile", username=current_user.username))
     return render_template("auth/password.html", form=form)
-
-
-@bp.route("/users/<username>")
-def profile(username: str) -> str:
-    user = services.get_user_by_username(username)
-    if user is None or not (user.active or (current_user.is_authenticated and current_user.is_admin)):
-        abort(404)
-    return render_template("auth/profile.html", user=user)

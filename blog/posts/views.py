@@ -1,13 +1,211 @@
-"""Blog pages."""
+"""Blog pages: lists, posts, writing, comments, likes, follows, search and the Atom feed."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import (Blueprint, Response, abort, flash, make_response, redirect, render_template,
+                   request, url_for)
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response as BaseResponse
+
+from blog.accounts.services import get_user_by_username
+from blog.database import utcnow
+from blog.posts import services
+from blog.posts.forms import ActionForm, CommentForm, PostForm
+from blog.posts.models import Post
+from blog.security import can_manage, require_owner, safe_next_url
 
 bp = Blueprint("blog", __name__)
+
+ATOM_ENTRIES = 20
+
+
+def _visible_post(slug: str) -> Post:
+    """The post called ``slug``; a draft exists only for its author and admins (404 otherwise)."""
+    post = services.get_post(slug)
+    if post is None:
+        abort(404)
+    if not post.published:
+        require_owner(post.author_id, conceal=True)
+    return post
+
+
+def _back(default: str) -> BaseResponse:
+    """Redirect to the form's ``next`` when it is a local path, else to ``default``."""
+    return redirect(safe_next_url(request.form.get("next")) or default)
+
+
+def _current_user():  # the real object, not the proxy, for services that store it
+    return current_user._get_current_object()
 
 
 @bp.route("/")
 def index() -> str:
-    """The home page: the newest published posts (the blog issue fills this list)."""
-    return render_template("blog/index.html")
+    page = services.paginate(services.published_posts())
+    return render_template("blog/index.html", page=page)
+
+
+@bp.route("/posts/<slug>")
+def post(slug: str) -> str:
+    post = _visible_post(slug)
+    return render_template("blog/post.html", post=post, comment_form=CommentForm(),
+                           action_form=ActionForm(formdata=None))
+
+
+@bp.route("/posts/new", methods=["GET", "POST"])
+@login_required
+def new_post() -> BaseResponse | str:
+    form = PostForm()
+    if form.validate_on_submit():
+        post = services.create_post(_current_user(), form.title.data, form.body.data,
+                                    form.tags.data, form.publish.data)
+        flash("Published." if post.published else "Draft saved; only you and admins can see it.",
+              "success")
+        return redirect(url_for("blog.post", slug=post.slug))
+    return render_template("blog/edit.html", form=form, post=None)
+
+
+@bp.route("/posts/<slug>/edit", methods=["GET", "POST"])
+@login_required
+def edit_post(slug: str) -> BaseResponse | str:
+    post = services.get_post_for_update(slug) or abort(404)
+    require_owner(post.author_id, conceal=not post.published)
+    form = PostForm(obj=post)
+    if request.method == "GET":
+        form.tags.data = ", ".join(tag.name for tag in post.tags)
+        form.publish.data = post.published
+    if form.validate_on_submit():
+        services.update_post(post, form.title.data, form.body.data, form.tags.data,
+                             form.publish.data)
+        flash("Saved.", "success")
+        return redirect(url_for("blog.post", slug=post.slug))
+    return render_template("blog/edit.html", form=form, post=post)
+
+
+@bp.route("/posts/<slug>/delete", methods=["POST"])
+@login_required
+def delete_post(slug: str) -> BaseResponse:
+    post = services.get_post_for_update(slug) or abort(404)
+    require_owner(post.author_id, conceal=not post.published)
+    services.delete_post(post)
+    flash("The post has been deleted.", "info")
+    return redirect(url_for("blog.index"))
+
+
+@bp.route("/posts/<slug>/comments", methods=["POST"])
+@login_required
+def add_comment(slug: str) -> BaseResponse | tuple[str, int]:
+    post = _visible_post(slug)
+    form = CommentForm()
+    if form.validate_on_submit():
+        try:
+            services.add_comment(post, _current_user(), form.body.data)
+        except services.BlogError as error:
+            form.body.errors.append(error.message)
+        else:
+            flash("Comment added.", "success")
+            return redirect(url_for("blog.post", slug=slug) + "#comments")
+    html = render_template("blog/post.html", post=post, comment_form=form,
+                           action_form=ActionForm(formdata=None))
+    return html, 400
+
+
+@bp.route("/comments/<int:comment_id>/delete", methods=["POST"])
+@login_required
+def delete_comment(comment_id: int) -> BaseResponse:
+    comment = services.get_comment(comment_id) or abort(404)
+    if not comment.post.published:
+        require_owner(comment.post.author_id, conceal=True)
+    if comment.author_id != current_user.id:
+        require_owner(comment.post.author_id)  # the post's author or an admin
+    services.delete_comment(comment)
+    flash("Comment deleted.", "info")
+    return redirect(url_for("blog.post", slug=comment.post.slug) + "#comments")
+
+
+@bp.route("/posts/<slug>/like", methods=["POST"])
+@login_required
+def like(slug: str) -> BaseResponse:
+    post = _visible_post(slug)
+    services.toggle_like(_current_user(), post)
+    return _back(url_for("blog.post", slug=slug))
+
+
+@bp.route("/tags/<name>")
+def tag(name: str) -> str:
+    tag = services.get_tag(name) or abort(404)
+    page = services.paginate(services.posts_tagged(tag))
+    return render_template("blog/tag.html", tag=tag, page=page)
+
+
+@bp.route("/users/<username>")
+def profile(username: str) -> str:
+    user = get_user_by_username(username)
+    if user is None or not (user.active or (current_user.is_authenticated and current_user.is_admin)):
+        abort(404)
+    page = services.paginate(services.posts_by(user))
+    followers, following = services.follow_counts(user)
+    follows_them = (current_user.is_authenticated and current_user.id != user.id
+                    and services.is_following(current_user.id, user.id))
+    return render_template("blog/profile.html", user=user, page=page, followers=followers,
+                           following=following, follows_them=follows_them,
+                           action_form=ActionForm(formdata=None))
+
+
+def _member(username: str):
+    user = get_user_by_username(username)
+    if user is None or not user.active:
+        abort(404)
+    return user
+
+
+@bp.route("/users/<username>/follow", methods=["POST"])
+@login_required
+def follow(username: str) -> BaseResponse:
+    user = _member(username)
+    try:
+        services.follow(_current_user(), user)
+    except services.BlogError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"You now follow {user.username}.", "success")
+    return _back(url_for("blog.profile", username=user.username))
+
+
+@bp.route("/users/<username>/unfollow", methods=["POST"])
+@login_required
+def unfollow(username: str) -> BaseResponse:
+    user = _member(username)
+    services.unfollow(_current_user(), user)
+    flash(f"You no longer follow {user.username}.", "info")
+    return _back(url_for("blog.profile", username=user.username))
+
+
+@bp.route("/feed")
+@login_required
+def feed() -> str:
+    page = services.paginate(services.feed_for(_current_user()))
+    return render_template("blog/feed.html", page=page)
+
+
+@bp.route("/search")
+def search() -> str:
+    query = request.args.get("q", "").strip()[:200]
+    page = services.paginate(services.search_posts(query)) if query else None
+    return render_template("blog/search.html", query=query, page=page)
+
+
+@bp.route("/feed.atom")
+def atom() -> Response:
+    posts = services.latest_published(ATOM_ENTRIES)
+    # .xml: Jinja autoescapes it, which both keeps the XML well-formed and escapes body_html
+    # as Atom's type="html" content requires.
+    updated = max((post.updated_at for post in posts), default=utcnow())
+    response = make_response(render_template("blog/feed.atom.xml", posts=posts, updated=updated))
+    response.mimetype = "application/atom+xml"
+    return response
+
+
+@bp.app_template_global()
+def can_edit(post: Post) -> bool:
+    """Whether the current user may edit or delete ``post`` (templates show the buttons)."""
+    return can_manage(post.author_id)

@@ -1,0 +1,45 @@
+"""Blog forms."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from blog.posts.services import parse_tags
+
+MAX_TAGS = 10
+
+
+class PostForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    body = TextAreaField("Body (Markdown)", validators=[DataRequired(), Length(max=100_000)])
+    tags = StringField("Tags", validators=[Length(max=600)])
+    publish = BooleanField("Publish (leave unticked to save a draft)")
+
+    def validate_tags(self, field: StringField) -> None:
+        names = parse_tags(field.data or "")
+        if len(names) > MAX_TAGS:
+            raise ValidationError(f"Use at most {MAX_TAGS} tags.")
+        too_long = [name for name in names if len(name) > 50]
+        if too_long:
+            raise ValidationError(f"Tags can be at most 50 characters: {too_long[0][:20]}…")
+
+    def validate_title(self, field: StringField) -> None:
+        if not (field.data or "").strip():
+            raise ValidationError("This field is required.")
+
+
+class CommentForm(FlaskForm):
+    body = TextAreaField("Comment", validators=[DataRequired(), Length(max=5000)])
+
+    def validate_body(self, field: TextAreaField) -> None:
+        if not (field.data or "").strip():
+            raise ValidationError("This field is required.")
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something (like, follow, delete): only the CSRF token, and where
+    to go back to."""
+
+    next = HiddenField()

@@ -1,0 +1,109 @@
+"""Posts, comments, tags, likes and follows.
+
+Relationship patterns: one-to-many with cascades (a post's comments), many-to-many through
+association tables (tags, likes) and a self-referential many-to-many (members following
+members). Collections are never loaded implicitly on list pages: queries say what they load.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, literal
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
+
+from blog.accounts.models import User
+from blog.database import TimestampMixin, UTCDateTime, utcnow
+from blog.extensions import db
+
+post_tags = Table(
+    "post_tags",
+    db.metadata,
+    Column("post_id", ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+#: One like per member and post: the primary key is the pair.
+likes = Table(
+    "likes",
+    db.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("post_id", ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+)
+
+#: Who follows whom: one row per pair, and nobody follows themselves.
+follows = Table(
+    "follows",
+    db.metadata,
+    Column("follower_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("followed_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    CheckConstraint("follower_id <> followed_id", name="not_self"),
+)
+
+
+class Tag(db.Model):
+    """A topic; names are stored trimmed and lower-cased, so "Python" and "python " are one tag."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+    def __repr__(self) -> str:
+        return f"<Tag {self.name}>"
+
+
+class Post(TimestampMixin, db.Model):
+    """A piece of writing. ``body`` is Markdown as written; ``body_html`` is rendered and
+    sanitized once, when the post is saved; ``excerpt`` is plain text for list pages."""
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        # The home page, tag pages and feeds: published posts, newest first.
+        Index("ix_posts_published_published_at", "published", "published_at"),
+        # Profile pages: one author's posts, newest first.
+        Index("ix_posts_author_id_published_at", "author_id", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(220), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str] = mapped_column(String(320), default="")
+    published: Mapped[bool] = mapped_column(default=False)
+    published_at: Mapped[datetime | None] = mapped_column()
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+
+    author: Mapped[User] = relationship()
+    tags: Mapped[list[Tag]] = relationship(secondary=post_tags, order_by=Tag.name)
+    comments: Mapped[list[Comment]] = relationship(
+        back_populates="post", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Comment.created_at, Comment.id",
+    )
+
+    # Filled per query with with_expression(), in the same SELECT as the post, so list pages
+    # need no statement per post to show counts.
+    comment_count: Mapped[int] = query_expression(literal(0))
+    like_count: Mapped[int] = query_expression(literal(0))
+    liked_by_viewer: Mapped[bool] = query_expression(literal(False))
+
+    def __repr__(self) -> str:
+        return f"<Post {self.slug}>"
+
+
+class Comment(TimestampMixin, db.Model):
+    """A reader's plain-text comment; deleted with its post or its author."""
+
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_post_id_created_at", "post_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+    post: Mapped[Post] = relationship(back_populates="comments")
+    author: Mapped[User] = relationship()

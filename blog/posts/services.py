@@ -1,0 +1,314 @@
+"""Blog use cases: writing, reading lists, comments, likes and follows.
+
+List queries load everything their templates show in a fixed number of statements: the
+author by join, tags by one ``selectin`` query per page, and comment/like counts as scalar
+subqueries in the same SELECT (``with_expression``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from flask import abort, current_app, request
+from flask_login import current_user
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload, with_expression
+
+from blog.accounts.models import User
+from blog.database import transaction, utcnow
+from blog.extensions import db
+from blog.posts.models import Comment, Post, Tag, follows, likes
+from blog.posts.rendering import excerpt_of, render_markdown
+
+
+class BlogError(Exception):
+    """A blog request that cannot be carried out; ``field`` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def slugify(text: str, max_length: int = 200) -> str:
+    """ASCII, lower-case, hyphen-separated: "Ünïcode & Co!" -> "unicode-co"."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:max_length].rstrip("-") or "post"
+
+
+def parse_tags(text: str) -> list[str]:
+    """Comma-separated tags: trimmed, lower-cased, inner spaces collapsed, de-duplicated."""
+    names: list[str] = []
+    for raw in (text or "").split(","):
+        name = " ".join(raw.split()).lower()
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def escape_like(text: str) -> str:
+    """Make ``%``, ``_`` and the escape character itself literal in a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _viewer_id() -> int | None:
+    return current_user.id if current_user.is_authenticated else None
+
+
+# --- reading ----------------------------------------------------------------------------
+
+_comment_count = (
+    select(func.count(Comment.id)).where(Comment.post_id == Post.id).correlate(Post).scalar_subquery()
+)
+_like_count = (
+    select(func.count()).select_from(likes).where(likes.c.post_id == Post.id)
+    .correlate(Post).scalar_subquery()
+)
+
+
+def _with_counts(stmt: Select[Any], viewer_id: int | None) -> Select[Any]:
+    liked = exists().where(likes.c.post_id == Post.id, likes.c.user_id == viewer_id)
+    return stmt.options(
+        joinedload(Post.author),
+        selectinload(Post.tags),
+        with_expression(Post.comment_count, _comment_count),
+        with_expression(Post.like_count, _like_count),
+        with_expression(Post.liked_by_viewer, liked if viewer_id is not None else False),
+    )
+
+
+def published_posts() -> Select[Any]:
+    """Published posts, newest first, with what a list item shows."""
+    stmt = select(Post).where(Post.published.is_(True)).order_by(
+        Post.published_at.desc(), Post.id.desc()
+    )
+    return _with_counts(stmt, _viewer_id())
+
+
+MAX_PAGE = 100_000
+
+
+def paginate(stmt: Select[Any]) -> Pagination:
+    """One page of ``stmt`` for ``?page=``: text that is not a number means page 1; zero,
+    negative, absurdly large or past-the-end pages are 404."""
+    page = request.args.get("page", 1, type=int)
+    if not 1 <= page <= MAX_PAGE:
+        abort(404)
+    return db.paginate(stmt, page=page, per_page=current_app.config["POSTS_PER_PAGE"],
+                       error_out=True, count=True)
+
+
+def posts_tagged(tag: Tag) -> Select[Any]:
+    return published_posts().where(Post.tags.any(Tag.id == tag.id))
+
+
+def posts_by(author: User) -> Select[Any]:
+    """An author's posts, newest first; the author and admins also see the drafts (first)."""
+    viewer = current_user
+    if viewer.is_authenticated and (viewer.id == author.id or viewer.is_admin):
+        stmt = select(Post).where(Post.author_id == author.id).order_by(
+            Post.published.asc(), Post.published_at.desc(), Post.id.desc())
+        return _with_counts(stmt, viewer.id)
+    return published_posts().where(Post.author_id == author.id)
+
+
+def feed_for(user: User) -> Select[Any]:
+    """Published posts by the members ``user`` follows."""
+    followed = select(follows.c.followed_id).where(follows.c.follower_id == user.id)
+    return published_posts().where(Post.author_id.in_(followed))
+
+
+def search_posts(query: str) -> Select[Any]:
+    """Published posts whose title or body contains ``query``, ignoring case. The user's
+    text is a bound parameter with LIKE's wildcards escaped, so ``%`` and ``_`` are literal."""
+    pattern = f"%{escape_like(query.strip())}%"
+    return published_posts().where(or_(Post.title.ilike(pattern, escape="\\"),
+                                       Post.body.ilike(pattern, escape="\\")))
+
+
+def get_tag(name: str) -> Tag | None:
+    return db.session.scalar(select(Tag).where(Tag.name == " ".join(name.split()).lower()))
+
+
+def get_post(slug: str) -> Post | None:
+    """A post with its author, tags, comments (with their authors) and counts."""
+    stmt = _with_counts(select(Post).where(Post.slug == slug), _viewer_id()).options(
+        selectinload(Post.comments).joinedload(Comment.author)
+    )
+    return db.session.scalars(stmt).first()
+
+
+def get_post_for_update(slug: str) -> Post | None:
+    return db.session.scalar(select(Post).where(Post.slug == slug).options(selectinload(Post.tags)))
+
+
+def latest_published(limit: int = 20) -> list[Post]:
+    stmt = (select(Post).where(Post.published.is_(True))
+            .order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)
+            .options(joinedload(Post.author), selectinload(Post.tags)))
+    return list(db.session.scalars(stmt))
+
+
+def follow_counts(user: User) -> tuple[int, int]:
+    """(followers, following) of ``user`` in one statement."""
+    followers = select(func.count()).select_from(follows).where(follows.c.followed_id == user.id)
+    following = select(func.count()).select_from(follows).where(follows.c.follower_id == user.id)
+    return tuple(db.session.execute(select(followers.scalar_subquery(),
+                                           following.scalar_subquery())).one())  # type: ignore[return-value]
+
+
+def is_following(follower_id: int, followed_id: int) -> bool:
+    return bool(db.session.scalar(select(exists().where(
+        follows.c.follower_id == follower_id, follows.c.followed_id == followed_id))))
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _unique_slug(title: str) -> str:
+    base = slugify(title)
+    taken = set(db.session.scalars(
+        select(Post.slug).where(or_(Post.slug == base, Post.slug.like(escape_like(base) + "-%", escape="\\")))
+    ))
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
+
+
+def _tags_named(names: list[str]) -> list[Tag]:
+    """The tags called ``names``, creating missing ones; a tag created concurrently by another
+    request is picked up instead of failing (savepoint around each insert)."""
+    if not names:
+        return []
+    session = db.session
+    existing = {tag.name: tag for tag in session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    for name in names:
+        if name in existing:
+            continue
+        try:
+            with session.begin_nested():
+                tag = Tag(name=name)
+                session.add(tag)
+        except IntegrityError:
+            tag = session.scalars(select(Tag).where(Tag.name == name)).one()
+        existing[name] = tag
+    return [existing[name] for name in names]
+
+
+def _apply(post: Post, title: str, body: str, tag_names: list[str], publish: bool) -> None:
+    post.title = title.strip()
+    post.body = body
+    post.body_html = render_markdown(body)
+    post.excerpt = excerpt_of(post.body_html)
+    post.tags = _tags_named(tag_names)
+    if publish and not post.published:
+        post.published_at = utcnow()
+    post.published = publish
+
+
+def create_post(author: User, title: str, body: str, tags: str, publish: bool) -> Post:
+    """Write a new post (a draft unless ``publish``); its slug comes from the title and is
+    made unique with a numeric suffix."""
+    for attempt in range(3):
+        try:
+            with transaction() as session:
+                post = Post(author_id=author.id, slug=_unique_slug(title))
+                session.add(post)
+                _apply(post, title, body, parse_tags(tags), publish)
+                session.flush()
+            return post
+        except IntegrityError as error:
+            # Another request took the same slug between our check and insert: try again.
+            if "slug" not in str(error.orig) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def update_post(post: Post, title: str, body: str, tags: str, publish: bool) -> None:
+    """Edit a post; its slug stays the same so links keep working."""
+    with transaction():
+        _apply(post, title, body, parse_tags(tags), publish)
+
+
+def delete_post(post: Post) -> None:
+    """Delete a post; its comments, likes and tag links go with it (database cascades)."""
+    with transaction() as session:
+        session.delete(post)
+
+
+def unpublish_post(post: Post) -> None:
+    with transaction():
+        post.published = False
+
+
+def add_comment(post: Post, author: User, body: str) -> Comment:
+    if not post.published:
+        raise BlogError("Comments open when the post is published.", "body")
+    with transaction() as session:
+        comment = Comment(post_id=post.id, author_id=author.id, body=body.strip())
+        session.add(comment)
+        session.flush()
+    return comment
+
+
+def get_comment(comment_id: int) -> Comment | None:
+    return db.session.scalar(
+        select(Comment).where(Comment.id == comment_id).options(joinedload(Comment.post))
+    )
+
+
+def delete_comment(comment: Comment) -> None:
+    with transaction() as session:
+        session.delete(comment)
+
+
+def toggle_like(user: User, post: Post) -> bool:
+    """Like the post, or take the like back; returns whether it is now liked.
+
+    Two clicks racing each other cannot make two likes: the pair is the primary key, and a
+    lost race reads as "already liked".
+    """
+    with transaction() as session:
+        removed = session.execute(
+            delete(likes).where(likes.c.user_id == user.id, likes.c.post_id == post.id)
+        ).rowcount
+        if removed:
+            return False
+        try:
+            with session.begin_nested():
+                session.execute(insert(likes).values(user_id=user.id, post_id=post.id,
+                                                     created_at=utcnow()))
+        except IntegrityError:
+            pass
+        return True
+
+
+def follow(follower: User, followed: User) -> None:
+    """Follow a member (idempotent); following yourself is refused."""
+    if follower.id == followed.id:
+        raise BlogError("You cannot follow yourself.")
+    with transaction() as session:
+        if not is_following(follower.id, followed.id):
+            try:
+                with session.begin_nested():
+                    session.execute(insert(follows).values(
+                        follower_id=follower.id, followed_id=followed.id, created_at=utcnow()))
+            except IntegrityError:
+                pass  # followed in a concurrent request: the outcome is the same
+
+
+def unfollow(follower: User, followed: User) -> None:
+    with transaction() as session:
+        session.execute(delete(follows).where(and_(follows.c.follower_id == follower.id,
+                                                   follows.c.followed_id == followed.id)))
