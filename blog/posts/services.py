@@ -247,11 +247,6 @@ def delete_post(post: Post) -> None:
         session.delete(post)
 
 
-def unpublish_post(post: Post) -> None:
-    with transaction():
-        post.published = False
-
-
 def add_comment(post: Post, author: User, body: str) -> Comment:
     if not post.published:
         raise BlogError("Comments open when the post is published.", "body")
