@@ -588,3 +588,9 @@ def test_list_page_statement_budget(client, busy_blog):
     # count + items (author joined, counts as subqueries) + tags: three statements for a list.
     assert page_statements(client, "/").count == 3
     assert page_statements(client, "/tags/common").count == 4  # plus the tag
+
+
+def test_public_pages_set_no_cookie_for_anonymous_visitors(client, cast):
+    for path in ("/posts/public", "/users/alice", "/tags/none", "/search?q=x", "/feed.atom"):
+        response = client.get(path)
+        assert "Set-Cookie" not in response.headers, path

@@ -38,6 +38,14 @@ def _current_user():  # the real object, not the proxy, for services that store 
     return current_user._get_current_object()
 
 
+def _member_forms(comment_form: CommentForm | None = None) -> dict[str, object]:
+    """The buttons and comment form a logged-in member sees. Anonymous visitors get none:
+    building a form mints a CSRF token, and with it a session cookie on a public page."""
+    if not current_user.is_authenticated:
+        return {"comment_form": None, "action_form": None}
+    return {"comment_form": comment_form or CommentForm(), "action_form": ActionForm(formdata=None)}
+
+
 @bp.route("/")
 def index() -> str:
     page = services.paginate(services.published_posts())
@@ -47,8 +55,7 @@ def index() -> str:
 @bp.route("/posts/<slug>")
 def post(slug: str) -> str:
     post = _visible_post(slug)
-    return render_template("blog/post.html", post=post, comment_form=CommentForm(),
-                           action_form=ActionForm(formdata=None))
+    return render_template("blog/post.html", post=post, **_member_forms())
 
 
 @bp.route("/posts/new", methods=["GET", "POST"])
@@ -104,8 +111,7 @@ def add_comment(slug: str) -> BaseResponse | tuple[str, int]:
         else:
             flash("Comment added.", "success")
             return redirect(url_for("blog.post", slug=slug) + "#comments")
-    html = render_template("blog/post.html", post=post, comment_form=form,
-                           action_form=ActionForm(formdata=None))
+    html = render_template("blog/post.html", post=post, **_member_forms(form))
     return html, 400
 
 
@@ -148,7 +154,7 @@ def profile(username: str) -> str:
                     and services.is_following(current_user.id, user.id))
     return render_template("blog/profile.html", user=user, page=page, followers=followers,
                            following=following, follows_them=follows_them,
-                           action_form=ActionForm(formdata=None))
+                           action_form=_member_forms()["action_form"])
 
 
 def _member(username: str):
