@@ -44,11 +44,16 @@ def slugify(text: str, max_length: int = 200) -> str:
     return slug[:max_length].rstrip("-") or "post"
 
 
+def normalize_tag(name: str) -> str:
+    """How a tag is stored and looked up: trimmed, lower-cased, inner spaces collapsed."""
+    return " ".join(name.split()).lower()
+
+
 def parse_tags(text: str) -> list[str]:
-    """Comma-separated tags: trimmed, lower-cased, inner spaces collapsed, de-duplicated."""
+    """Comma-separated tags, each normalized, de-duplicated in order."""
     names: list[str] = []
     for raw in (text or "").split(","):
-        name = " ".join(raw.split()).lower()
+        name = normalize_tag(raw)
         if name and name not in names:
             names.append(name)
     return names
@@ -135,7 +140,7 @@ def search_posts(query: str) -> Select[Any]:
 
 
 def get_tag(name: str) -> Tag | None:
-    return db.session.scalar(select(Tag).where(Tag.name == " ".join(name.split()).lower()))
+    return db.session.scalar(select(Tag).where(Tag.name == normalize_tag(name)))
 
 
 def get_post(slug: str) -> Post | None:
