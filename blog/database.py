@@ -22,8 +22,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm import registry as Registry
 from sqlalchemy.types import TypeDecorator
 

@@ -25,17 +25,9 @@ class PostForm(FlaskForm):
         if too_long:
             raise ValidationError(f"Tags can be at most 50 characters: {too_long[0][:20]}…")
 
-    def validate_title(self, field: StringField) -> None:
-        if not (field.data or "").strip():
-            raise ValidationError("This field is required.")
-
 
 class CommentForm(FlaskForm):
     body = TextAreaField("Comment", validators=[DataRequired(), Length(max=5000)])
-
-    def validate_body(self, field: TextAreaField) -> None:
-        if not (field.data or "").strip():
-            raise ValidationError("This field is required.")
 
 
 class ActionForm(FlaskForm):

@@ -14,7 +14,7 @@ from typing import Any
 from flask import abort, current_app, request
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Select, Table, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 
@@ -156,10 +156,7 @@ def get_post_for_update(slug: str) -> Post | None:
 
 
 def latest_published(limit: int = 20) -> list[Post]:
-    stmt = (select(Post).where(Post.published.is_(True))
-            .order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)
-            .options(joinedload(Post.author), selectinload(Post.tags)))
-    return list(db.session.scalars(stmt))
+    return list(db.session.scalars(published_posts().limit(limit)))
 
 
 def follow_counts(user: User) -> tuple[int, int]:
@@ -273,6 +270,17 @@ def delete_comment(comment: Comment) -> None:
         session.delete(comment)
 
 
+def _insert_once(table: Table, **values: Any) -> None:
+    """Insert a row into an association table whose primary key is the pair; a concurrent
+    request that inserted it first is no error (the savepoint keeps the transaction usable)."""
+    session = db.session
+    try:
+        with session.begin_nested():
+            session.execute(insert(table).values(**values))
+    except IntegrityError:
+        pass
+
+
 def toggle_like(user: User, post: Post) -> bool:
     """Like the post, or take the like back; returns whether it is now liked.
 
@@ -285,12 +293,7 @@ def toggle_like(user: User, post: Post) -> bool:
         ).rowcount
         if removed:
             return False
-        try:
-            with session.begin_nested():
-                session.execute(insert(likes).values(user_id=user.id, post_id=post.id,
-                                                     created_at=utcnow()))
-        except IntegrityError:
-            pass
+        _insert_once(likes, user_id=user.id, post_id=post.id)
         return True
 
 
@@ -298,14 +301,8 @@ def follow(follower: User, followed: User) -> None:
     """Follow a member (idempotent); following yourself is refused."""
     if follower.id == followed.id:
         raise BlogError("You cannot follow yourself.")
-    with transaction() as session:
-        if not is_following(follower.id, followed.id):
-            try:
-                with session.begin_nested():
-                    session.execute(insert(follows).values(
-                        follower_id=follower.id, followed_id=followed.id, created_at=utcnow()))
-            except IntegrityError:
-                pass  # followed in a concurrent request: the outcome is the same
+    with transaction():
+        _insert_once(follows, follower_id=follower.id, followed_id=followed.id)
 
 
 def unfollow(follower: User, followed: User) -> None:
