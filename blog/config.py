@@ -76,6 +76,17 @@ class DefaultConfig:
     #: Posts per page on the home, tag, profile, feed and search pages.
     POSTS_PER_PAGE = 10
 
+    # The shop. Prices are kept in this one currency, in its minor units (cents).
+    SHOP_CURRENCY = "USD"
+    #: Tax as a fraction of the discounted subtotal ("0.2" is 20%); see README for rounding.
+    SHOP_TAX_RATE = "0"
+    PRODUCTS_PER_PAGE = 12
+    ORDERS_PER_PAGE = 20
+    #: The most of one item a cart line may hold.
+    SHOP_MAX_LINE_QUANTITY = 20
+    #: At or below this many, a product page says "Only N left".
+    SHOP_LOW_STOCK = 3
+
 
 def normalize_database_url(url: str) -> str:
     """Return ``url`` with PostgreSQL URLs pointed at the psycopg 3 driver.

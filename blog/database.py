@@ -3,6 +3,7 @@
 - ``Base``: the declarative base, with a naming convention so constraints get the same,
   predictable names on SQLite and PostgreSQL (migrations can then refer to them by name).
 - ``UTCDateTime`` and ``TimestampMixin``: timezone-aware UTC timestamps on both databases.
+- ``Money``: amounts as ``Decimal`` in Python, integer minor units (cents) in the database.
 - ``transaction()``: how a service function owns its transaction.
 - Engine set-up: SQLite pragmas and ``BEGIN IMMEDIATE`` for write transactions, statement
   counting per request (and for tests), and a slow-statement warning.
@@ -17,10 +18,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
-from flask import Flask
-from sqlalchemy import DateTime, MetaData, event
+from flask import Flask, abort, current_app, request
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import BigInteger, DateTime, MetaData, Select, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm import registry as Registry
@@ -71,12 +74,47 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+#: The smallest amount of money: every amount is a whole number of these.
+CENT = Decimal("0.01")
+
+
+class Money(TypeDecorator[Decimal]):
+    """An amount of money: ``Decimal`` in Python, a whole number of cents in the database.
+
+    Integers make sums exact in SQL on every database (no float, no per-database NUMERIC
+    rounding), and ``Decimal`` keeps them exact in Python. An amount with fractions of a
+    cent, or a float, is refused rather than silently rounded: rounding is a business rule
+    and belongs where it is decided (see ``blog.shop.pricing``).
+
+    Arithmetic in SQL keeps the type, so ``SUM(price)`` and ``price * quantity`` come back
+    as ``Decimal`` too.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | int | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, float) or not isinstance(value, (Decimal, int)):
+            raise TypeError(f"money must be a Decimal, not {type(value).__name__}")
+        amount = Decimal(value)
+        if not amount.is_finite() or amount != amount.quantize(CENT):
+            raise ValueError(f"{value} is not a whole number of cents")
+        return int(amount.scaleb(2))
+
+    def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(int(value)).scaleb(-2).quantize(CENT)
+
+
 class Base(DeclarativeBase):
     """Declarative base for every model (used as Flask-SQLAlchemy's ``model_class``)."""
 
     registry = Registry(
         metadata=MetaData(naming_convention=NAMING_CONVENTION),
-        type_annotation_map={datetime: UTCDateTime()},
+        type_annotation_map={datetime: UTCDateTime(), Decimal: Money()},
     )
 
 
@@ -144,6 +182,30 @@ def transaction() -> Iterator[Session]:
     finally:
         session.info.pop(_IN_SERVICE, None)
         _begin_immediate.reset(immediate)
+
+
+# --- queries shared by every domain's list pages -------------------------------------------
+
+#: Pages beyond this are 404 without asking the database (a huge OFFSET is a slow query).
+MAX_PAGE = 100_000
+
+
+def escape_like(text: str) -> str:
+    """Make ``%``, ``_`` and the escape character itself literal in a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def paginate(stmt: Select[Any], per_page_setting: str) -> Pagination:
+    """One page of ``stmt`` for the request's ``?page=``, sized by the setting named
+    ``per_page_setting``. Text that is not a number means page 1; zero, negative, absurdly
+    large or past-the-end pages are 404."""
+    from blog.extensions import db
+
+    page = request.args.get("page", 1, type=int)
+    if not 1 <= page <= MAX_PAGE:
+        abort(404)
+    return db.paginate(stmt, page=page, per_page=current_app.config[per_page_setting],
+                       error_out=True, count=True)
 
 
 # --- statement counting -------------------------------------------------------------------

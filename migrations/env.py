@@ -5,7 +5,7 @@ from flask import current_app
 
 from alembic import context
 
-from blog.database import UTCDateTime
+from blog.database import Money, UTCDateTime
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -49,6 +49,8 @@ def render_item(type_, obj, autogen_context):
     """Write Inkwell's column types into revisions as the plain types they store."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, Money):
+        return "sa.BigInteger()"  # cents
     return False
 
 

@@ -7,11 +7,8 @@ subqueries in the same SELECT (``with_expression``).
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
 
-from flask import abort, current_app, request
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, Table, and_, delete, exists, func, insert, or_, select
@@ -19,10 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 
 from blog.accounts.models import User
-from blog.database import transaction, utcnow
+from blog.database import escape_like, transaction, utcnow
+from blog.database import paginate as paginate_by
 from blog.extensions import db
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.posts.rendering import excerpt_of, render_markdown
+from blog.text import slugify
 
 
 class BlogError(Exception):
@@ -35,13 +34,6 @@ class BlogError(Exception):
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def slugify(text: str, max_length: int = 200) -> str:
-    """ASCII, lower-case, hyphen-separated: "Ünïcode & Co!" -> "unicode-co"."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:max_length].rstrip("-") or "post"
 
 
 def normalize_tag(name: str) -> str:
@@ -57,11 +49,6 @@ def parse_tags(text: str) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
-
-
-def escape_like(text: str) -> str:
-    """Make ``%``, ``_`` and the escape character itself literal in a LIKE pattern."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _viewer_id() -> int | None:
@@ -98,17 +85,9 @@ def published_posts() -> Select[Any]:
     return _with_counts(stmt, _viewer_id())
 
 
-MAX_PAGE = 100_000
-
-
 def paginate(stmt: Select[Any]) -> Pagination:
-    """One page of ``stmt`` for ``?page=``: text that is not a number means page 1; zero,
-    negative, absurdly large or past-the-end pages are 404."""
-    page = request.args.get("page", 1, type=int)
-    if not 1 <= page <= MAX_PAGE:
-        abort(404)
-    return db.paginate(stmt, page=page, per_page=current_app.config["POSTS_PER_PAGE"],
-                       error_out=True, count=True)
+    """One page of posts for ``?page=`` (see :func:`blog.database.paginate`)."""
+    return paginate_by(stmt, "POSTS_PER_PAGE")
 
 
 def posts_tagged(tag: Tag) -> Select[Any]:

@@ -1,0 +1,1 @@
+"""The shop: catalogue, carts, checkout and orders."""

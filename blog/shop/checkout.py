@@ -1,0 +1,240 @@
+"""Checkout: turn a member's cart into an order, once, without overselling.
+
+One transaction does everything, or nothing:
+
+1. Lock the member's cart row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the
+   transaction itself began with ``BEGIN IMMEDIATE``), so two submissions by the same member
+   queue. Then look for an order already placed with this form's one-time token: a second
+   submission of the same form returns that order instead of placing another.
+2. Read the lines fresh and price them at the variants' current prices.
+3. Take each line's stock with a conditional update,
+   ``UPDATE variants SET stock = stock - :q WHERE id = :id AND stock >= :q``, checking that
+   it changed one row. Concurrent checkouts cannot both take the last unit: the database
+   re-checks the condition against the committed row. Rows are updated in id order, so two
+   checkouts never wait for each other in a circle.
+4. Count a discount use the same way (``times_used < usage_limit``).
+5. Insert the order (``flush()`` for its id) and its lines, copying name, label, SKU and
+   price, and empty the cart.
+
+If any line is short, the error says which and how many are left; the rollback undoes the
+stock already taken for other lines. The token is also unique in the database, the last
+word if all else raced.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from blog.accounts.models import User
+from blog.database import transaction, utcnow
+from blog.extensions import db
+from blog.shop.models import (Cart, CartItem, Discount, Order, OrderItem, OrderStatus, ShippingMethod,
+                              Variant)
+from blog.shop.pricing import ZERO, Totals, compute_totals, parse_rate
+from blog.shop.services import ShopError
+
+#: Order numbers use this alphabet: no 0/O or 1/I/L to misread over the phone.
+_NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+class OutOfStock(ShopError):
+    """Some lines cannot be had in the quantity asked; ``shortages`` says what is left."""
+
+    def __init__(self, shortages: list[tuple[str, int, int]]) -> None:
+        self.shortages = shortages  # (item, asked, left)
+        parts = [f"{name}: only {left} left, you asked for {asked}" if left else f"{name}: sold out"
+                 for name, asked, left in shortages]
+        super().__init__("Not enough in stock. " + "; ".join(parts) + ". Nothing was charged.")
+
+
+@dataclass(frozen=True)
+class CheckoutDetails:
+    """What the checkout form collects."""
+
+    full_name: str
+    address_line1: str
+    address_line2: str
+    city: str
+    postal_code: str
+    country: str
+    shipping_method_id: int
+    discount_code: str
+    checkout_token: str
+
+
+def new_checkout_token() -> str:
+    """A one-time token for a checkout form."""
+    return secrets.token_urlsafe(32)
+
+
+def new_order_number() -> str:
+    """A random, human-friendly order number such as ``IW-7K3F9Q2M``."""
+    return "IW-" + "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(8))
+
+
+def tax_rate() -> Decimal:
+    return parse_rate(current_app.config["SHOP_TAX_RATE"])
+
+
+def currency() -> str:
+    return str(current_app.config["SHOP_CURRENCY"])
+
+
+def shipping_methods() -> list[ShippingMethod]:
+    """The active shipping methods, cheapest first."""
+    return list(db.session.scalars(
+        select(ShippingMethod).where(ShippingMethod.active.is_(True))
+        .order_by(ShippingMethod.price, ShippingMethod.name)
+    ))
+
+
+def find_discount(code: str, session: Session | None = None) -> Discount | None:
+    session = session or db.session
+    return session.scalar(select(Discount).where(Discount.code == code.strip().upper())
+                          .execution_options(populate_existing=True))
+
+
+def quote(cart: Cart | None, shipping: ShippingMethod | None) -> Totals:
+    """What the cart would cost now with ``shipping`` (no discount), for the checkout page."""
+    lines = [(item.variant.price, item.quantity) for item in (cart.items if cart else [])]
+    return compute_totals(lines, shipping.price if shipping else ZERO, ZERO, tax_rate())
+
+
+def order_for_token(user: User, token: str) -> Order | None:
+    """The member's order placed with checkout form ``token``, if any."""
+    return db.session.scalar(select(Order).where(Order.checkout_token == token,
+                                                 Order.user_id == user.id))
+
+
+def place_order(user: User, details: CheckoutDetails) -> Order:
+    """Place ``user``'s cart as an order; return it (the same one for a repeated token).
+
+    Raises :class:`OutOfStock` or :class:`ShopError` with nothing written.
+    """
+    if not details.checkout_token or len(details.checkout_token) > 64:
+        raise ShopError("This checkout form has expired; please check your order and try again.")
+    for attempt in range(3):
+        try:
+            return _place_order(user, details)
+        except IntegrityError as error:
+            # The token's unique constraint: a simultaneous submission of the same form won.
+            existing = order_for_token(user, details.checkout_token)
+            if existing is not None:
+                return existing
+            if "number" in str(error.orig) and attempt < 2:
+                continue  # two orders drew the same random number; draw again
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _place_order(user: User, details: CheckoutDetails) -> Order:
+    with transaction() as session:
+        cart = session.scalar(select(Cart).where(Cart.user_id == user.id).with_for_update())
+        existing = session.scalar(select(Order).where(Order.checkout_token == details.checkout_token)
+                                  .execution_options(populate_existing=True))
+        if existing is not None:
+            if existing.user_id != user.id:
+                raise ShopError("This checkout form has expired; please try again.")
+            return existing
+        items = list(session.scalars(
+            select(CartItem).where(CartItem.cart_id == (cart.id if cart else None))
+            .options(joinedload(CartItem.variant).joinedload(Variant.product))
+            .order_by(CartItem.variant_id)
+            .execution_options(populate_existing=True)
+        )) if cart else []
+        if not items:
+            raise ShopError("Your cart is empty.")
+        for item in items:
+            if not item.variant.product.active:
+                raise ShopError(f"{item.variant.display_name} is no longer sold; "
+                                "please remove it from your cart.")
+
+        shipping = session.scalar(
+            select(ShippingMethod).where(ShippingMethod.id == details.shipping_method_id,
+                                         ShippingMethod.active.is_(True))
+        )
+        if shipping is None:
+            raise ShopError("Please choose a shipping method.", "shipping_method")
+
+        lines = [(item.variant.price, item.quantity) for item in items]
+        subtotal = sum((price * quantity for price, quantity in lines), ZERO)
+        discount = None
+        if details.discount_code.strip():
+            discount = find_discount(details.discount_code, session)
+            if discount is None:
+                raise ShopError("That discount code is not valid.", "discount_code")
+            problem = discount.problem_with(subtotal, currency=currency())
+            if problem:
+                raise ShopError(problem, "discount_code")
+
+        _take_stock(session, items)
+        if discount is not None:
+            _count_discount_use(session, discount)
+
+        totals = compute_totals(lines, shipping.price,
+                                discount.amount_off(subtotal) if discount else ZERO, tax_rate())
+        order = Order(
+            number=new_order_number(), checkout_token=details.checkout_token, user_id=user.id,
+            status=OrderStatus.PENDING,
+            full_name=details.full_name.strip(), address_line1=details.address_line1.strip(),
+            address_line2=details.address_line2.strip(), city=details.city.strip(),
+            postal_code=details.postal_code.strip(), country=details.country.strip(),
+            shipping_method_id=shipping.id, shipping_method_name=shipping.name,
+            discount_id=discount.id if discount else None,
+            discount_code=discount.code if discount else None,
+            subtotal=totals.subtotal, discount_amount=totals.discount,
+            shipping_price=totals.shipping, tax=totals.tax, total=totals.total,
+        )
+        order.items = [
+            OrderItem(variant_id=item.variant_id, product_id=item.variant.product_id,
+                      product_name=item.variant.product.name, variant_label=item.variant.label,
+                      sku=item.variant.sku, unit_price=item.variant.price, quantity=item.quantity)
+            for item in items
+        ]
+        session.add(order)
+        session.flush()
+        session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))  # type: ignore[union-attr]
+        session.expire(cart, ["items"])  # type: ignore[arg-type]
+        return order
+
+
+def _take_stock(session: Session, items: list[CartItem]) -> None:
+    """Decrement each line's stock atomically, or raise OutOfStock naming every short line."""
+    short: list[CartItem] = []
+    for item in items:  # in variant id order
+        taken = session.execute(
+            update(Variant)
+            .where(Variant.id == item.variant_id, Variant.stock >= item.quantity)
+            .values(stock=Variant.stock - item.quantity)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken != 1:
+            short.append(item)
+    if short:
+        left = dict(session.execute(select(Variant.id, Variant.stock)
+                                    .where(Variant.id.in_([item.variant_id for item in short]))).all())
+        raise OutOfStock([(item.variant.display_name, item.quantity, left.get(item.variant_id, 0))
+                          for item in short])
+
+
+def _count_discount_use(session: Session, discount: Discount) -> None:
+    """Count one use of ``discount`` if one is left, atomically (like stock)."""
+    now = utcnow()
+    counted = session.execute(
+        update(Discount)
+        .where(Discount.id == discount.id, Discount.active.is_(True),
+               or_(Discount.usage_limit.is_(None), Discount.times_used < Discount.usage_limit),
+               or_(Discount.ends_at.is_(None), Discount.ends_at > now))
+        .values(times_used=Discount.times_used + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if counted != 1:
+        raise ShopError(f"The code {discount.code} has been used up.", "discount_code")
+

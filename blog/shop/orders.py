@@ -1,0 +1,108 @@
+"""Orders after checkout: listing, showing, and moving them through their states.
+
+The state machine lives here and only here; the shop's cancel button and the admin screens
+both go through :func:`change_status`::
+
+    pending -> paid -> shipped -> delivered
+    pending -> cancelled,  paid -> cancelled
+
+The move itself is a conditional update (``... WHERE id = :id AND status = :old``), so of
+two requests racing to move the same order only one succeeds, and a cancelled order's stock
+is returned exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blinker import Namespace
+from flask import current_app
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import selectinload
+
+from blog.accounts.models import User
+from blog.database import transaction, utcnow
+from blog.extensions import db
+from blog.shop.models import Order, OrderItem, OrderStatus, Variant
+from blog.shop.services import ShopError
+
+S = OrderStatus
+#: Every allowed move, from each state. Anything not listed is refused.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    S.PENDING: (S.PAID, S.CANCELLED),
+    S.PAID: (S.SHIPPED, S.CANCELLED),
+    S.SHIPPED: (S.DELIVERED,),
+    S.DELIVERED: (),
+    S.CANCELLED: (),
+}
+
+_signals = Namespace()
+#: Sent inside the transaction that moved an order, as
+#: ``order_status_changed.send(app, order=order, old=..., new=..., actor=...)``.
+order_status_changed = _signals.signal("order-status-changed")
+
+
+def can_move(old: str, new: str) -> bool:
+    """Whether an order may go from state ``old`` to ``new``."""
+    return new in TRANSITIONS.get(old, ())
+
+
+def orders_of(user: User) -> Select[Any]:
+    """A member's orders, newest first."""
+    return select(Order).where(Order.user_id == user.id).order_by(Order.created_at.desc(),
+                                                                   Order.id.desc())
+
+
+def get_order(number: str) -> Order | None:
+    """An order with its lines (two statements)."""
+    return db.session.scalar(
+        select(Order).where(Order.number == number).options(selectinload(Order.items))
+    )
+
+
+def change_status(order: Order, new: str, *, actor: User | None = None) -> None:
+    """Move ``order`` to state ``new``; cancelling puts its stock back.
+
+    Raises ShopError, changing nothing, when the move is not allowed or another request
+    moved the order first.
+    """
+    old = order.status
+    if not can_move(old, new):
+        raise ShopError(f"An order that is {old} cannot be marked {new}.")
+    with transaction() as session:
+        moved = session.execute(
+            update(Order).where(Order.id == order.id, Order.status == old)
+            .values(status=new, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            raise ShopError(f"Order {order.number} was changed by someone else; please look again.")
+        if new == S.CANCELLED:
+            _restock(order)
+        order_status_changed.send(current_app._get_current_object(), order=order, old=old,
+                                  new=new, actor=actor)
+    order.status = new
+
+
+def _restock(order: Order) -> None:
+    lines = db.session.execute(
+        select(OrderItem.variant_id, OrderItem.quantity)
+        .where(OrderItem.order_id == order.id, OrderItem.variant_id.is_not(None))
+        .order_by(OrderItem.variant_id)
+    ).all()
+    for variant_id, quantity in lines:
+        db.session.execute(
+            update(Variant).where(Variant.id == variant_id)
+            .values(stock=Variant.stock + quantity)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def cancel_own_order(user: User, order: Order) -> None:
+    """The customer cancels their order, which they may while it is pending."""
+    if order.user_id != user.id:
+        raise ShopError("Only the customer can cancel their order here.")
+    if order.status != S.PENDING:
+        raise ShopError(f"Order {order.number} is {order.status} and can no longer be cancelled "
+                        "here; please contact us.")
+    change_status(order, S.CANCELLED, actor=user)

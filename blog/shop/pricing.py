@@ -1,0 +1,99 @@
+"""Money arithmetic and display, in one place and free of the database.
+
+The rules, which the README repeats:
+
+- Amounts are ``Decimal`` with exactly two places (cents); nothing here uses float.
+- A percentage discount is rounded half-up to the cent, once, on the subtotal; no discount
+  exceeds the subtotal.
+- Tax is charged on the discounted subtotal (shipping is not taxed), at ``SHOP_TAX_RATE``,
+  rounded half-up to the cent once for the whole order, never per line.
+- total = subtotal - discount + shipping + tax, exact to the cent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from blog.database import CENT
+
+ZERO = Decimal("0.00")
+
+#: Symbols for common currencies with two decimal places; others show their code.
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$",
+                    "NZD": "NZ$", "CHF": "CHF ", "SEK": "SEK ", "NOK": "NOK ", "DKK": "DKK "}
+
+
+def round_cents(amount: Decimal) -> Decimal:
+    """``amount`` rounded half-up to a whole cent."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_money(text: str | int | Decimal) -> Decimal:
+    """An amount typed by a person or read from a file: "12", "12.5", "1,234.50".
+
+    Raises ``ValueError`` for anything else, including negative amounts and fractions of a
+    cent (a price of 1.999 is a typo, not something to round silently).
+    """
+    cleaned = str(text).strip().replace(",", "").lstrip("$€£")
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not an amount of money") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"{text!r} is not an amount of money")
+    if amount != amount.quantize(CENT):
+        raise ValueError(f"{text!r} has fractions of a cent")
+    if amount >= Decimal("10000000"):
+        raise ValueError(f"{text!r} is too large")
+    return amount.quantize(CENT)
+
+
+def parse_rate(value: object) -> Decimal:
+    """A tax rate setting as a ``Decimal`` fraction from 0 up to (not including) 1."""
+    try:
+        rate = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"SHOP_TAX_RATE {value!r} is not a number") from None
+    if not rate.is_finite() or not 0 <= rate < 1:
+        raise ValueError(f"SHOP_TAX_RATE must be a fraction from 0 to below 1 (0.2 is 20%), not {value!r}")
+    return rate
+
+
+def format_money(amount: Decimal | None, currency: str = "USD") -> str:
+    """"$1,234.50"; a negative amount as "-$5.00"; a currency without a symbol as "PLN 5.00"."""
+    if amount is None:
+        return ""
+    symbol = CURRENCY_SYMBOLS.get(currency.upper(), currency.upper() + " ")
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{abs(amount).quantize(CENT):,.2f}"
+
+
+def tax_on(taxable: Decimal, rate: Decimal) -> Decimal:
+    """The tax on ``taxable`` at ``rate``, rounded half-up to the cent."""
+    return round_cents(taxable * rate)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """An order's amounts. ``total`` is always exactly the sum of the others."""
+
+    subtotal: Decimal
+    discount: Decimal
+    shipping: Decimal
+    tax: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal - self.discount + self.shipping + self.tax
+
+
+def compute_totals(lines: Iterable[tuple[Decimal, int]], shipping: Decimal,
+                   discount: Decimal, tax_rate: Decimal) -> Totals:
+    """Totals for ``lines`` of (unit price, quantity), given the shipping price, a discount
+    already worked out by the discount itself, and the tax rate."""
+    subtotal = sum((price * quantity for price, quantity in lines), ZERO)
+    discount = min(discount, subtotal)
+    return Totals(subtotal=subtotal, discount=discount, shipping=shipping,
+                  tax=tax_on(subtotal - discount, tax_rate))

@@ -1,0 +1,100 @@
+"""Reading the catalogue, and what the shop's other services share.
+
+The use cases that write live beside this module, one file each: ``cart.py``,
+``checkout.py``, ``orders.py`` and ``catalog_io.py`` (CSV import and export).
+
+Catalogue lists join one aggregate over the variants (lowest and highest price, stock in
+all) rather than loading every variant of every product, so a page of products costs the
+same few statements however many variants they have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload, with_expression
+
+from blog.database import escape_like
+from blog.extensions import db
+from blog.shop.models import Category, Product, Variant
+
+
+class ShopError(Exception):
+    """A shop request that cannot be carried out; ``field`` names the form field, if any."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+#: The catalogue's sort orders; anything else falls back to the first.
+SORTS = ("newest", "price_asc", "price_desc", "name")
+
+
+def _variant_summary() -> Any:
+    return (
+        select(Variant.product_id,
+               func.min(Variant.price).label("min_price"),
+               func.max(Variant.price).label("max_price"),
+               func.sum(Variant.stock).label("total_stock"))
+        .group_by(Variant.product_id)
+        .subquery("variant_summary")
+    )
+
+
+def catalogue(q: str = "", category: Category | None = None, sort: str = "newest") -> Select[Any]:
+    """Active products for the shop's list: matching ``q`` (name or description), in
+    ``category``, in one of :data:`SORTS`. Products without a variant are left out."""
+    summary = _variant_summary()
+    stmt = (
+        select(Product)
+        .join(summary, summary.c.product_id == Product.id)
+        .where(Product.active.is_(True))
+        .options(
+            joinedload(Product.category),
+            with_expression(Product.min_price, summary.c.min_price),
+            with_expression(Product.max_price, summary.c.max_price),
+            with_expression(Product.total_stock, summary.c.total_stock),
+        )
+    )
+    if q.strip():
+        pattern = f"%{escape_like(q.strip())}%"
+        stmt = stmt.where(or_(Product.name.ilike(pattern, escape="\\"),
+                              Product.description.ilike(pattern, escape="\\")))
+    if category is not None:
+        stmt = stmt.where(Product.category_id == category.id)
+    order = {
+        "price_asc": (summary.c.min_price.asc(), Product.id.asc()),
+        "price_desc": (summary.c.min_price.desc(), Product.id.desc()),
+        "name": (Product.name.asc(), Product.id.asc()),
+    }.get(sort, (Product.created_at.desc(), Product.id.desc()))
+    return stmt.order_by(*order)
+
+
+def categories() -> list[Category]:
+    """Every category, by name (for the catalogue's filter)."""
+    return list(db.session.scalars(select(Category).order_by(Category.name)))
+
+
+def get_category(slug: str) -> Category | None:
+    return db.session.scalar(select(Category).where(Category.slug == slug))
+
+
+def get_product(slug: str) -> Product | None:
+    """A product with its category and variants (two statements)."""
+    return db.session.scalar(
+        select(Product).where(Product.slug == slug)
+        .options(joinedload(Product.category), selectinload(Product.variants))
+    )
+
+
+def stock_state(stock: int) -> str:
+    """What a shopper is told about ``stock``: "In stock", "Only 2 left" or "Sold out"."""
+    if stock <= 0:
+        return "Sold out"
+    if stock <= current_app.config["SHOP_LOW_STOCK"]:
+        return f"Only {stock} left"
+    return "In stock"

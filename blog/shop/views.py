@@ -1,0 +1,218 @@
+"""Shop pages: catalogue, product, cart, checkout and orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, user_logged_in
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from blog.database import paginate
+from blog.security import require_owner, safe_next_url
+from blog.shop import cart as carts
+from blog.shop import checkout as checkouts
+from blog.shop import orders, services
+from blog.shop.forms import AddToCartForm, CartLineForm, CheckoutForm, OrderActionForm, RemoveLineForm
+from blog.shop.models import Order
+from blog.shop.pricing import format_money
+
+bp = Blueprint("shop", __name__, url_prefix="/shop")
+
+
+@bp.app_template_filter("money")
+def money(amount: Decimal | None) -> str:
+    """``{{ product.price|money }}`` -> "$1,234.50" in the shop's currency."""
+    return format_money(amount, current_app.config["SHOP_CURRENCY"])
+
+
+@bp.app_template_global()
+def stock_state(stock: int) -> str:
+    return services.stock_state(stock)
+
+
+@user_logged_in.connect
+def _merge_guest_cart(sender: Any, user: Any, **extra: Any) -> None:
+    """After any login (registration included), fold the visitor's cart into the member's."""
+    result = carts.merge_guest_cart(user)
+    if result is not None:
+        message = "The items you added before logging in are now in your cart."
+        if result.reduced:
+            message += " Some quantities were lowered to what is in stock."
+        flash(message, "info")
+
+
+def _flash_errors(form: FlaskForm) -> None:
+    for errors in form.errors.values():
+        for error in errors:
+            flash(str(error), "error")
+
+
+def _back(default: str) -> Response:
+    return redirect(safe_next_url(request.form.get("next")) or default)
+
+
+# --- catalogue -----------------------------------------------------------------------------
+
+
+@bp.route("/")
+def index() -> str:
+    q = request.args.get("q", "").strip()[:100]
+    sort = request.args.get("sort", "newest")
+    if sort not in services.SORTS:
+        sort = "newest"
+    categories = services.categories()
+    slug = request.args.get("category", "")
+    category = next((c for c in categories if c.slug == slug), None)
+    if slug and category is None:
+        abort(404)
+    page = paginate(services.catalogue(q, category, sort), "PRODUCTS_PER_PAGE")
+    return render_template("shop/index.html", page=page, categories=categories, category=category,
+                           q=q, sort=sort, sorts=services.SORTS)
+
+
+@bp.route("/products/<slug>")
+def product(slug: str) -> str:
+    item = services.get_product(slug)
+    is_admin = current_user.is_authenticated and current_user.is_admin
+    if item is None or not item.variants or not (item.active or is_admin):
+        abort(404)  # an inactive product is gone for shoppers; admins may still look
+    form = AddToCartForm(formdata=None, product_id=item.id, next=request.path)
+    return render_template("shop/product.html", product=item, form=form)
+
+
+# --- cart --------------------------------------------------------------------------------
+
+
+@bp.route("/cart")
+def cart() -> str:
+    current = carts.current_cart()
+    forms = {"update": CartLineForm(formdata=None), "remove": RemoveLineForm(formdata=None)}
+    return render_template("shop/cart.html", cart=current, forms=forms)
+
+
+@bp.route("/cart/add", methods=["POST"])
+def cart_add() -> Response:
+    form = AddToCartForm()
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return _back(url_for("shop.index"))
+    try:
+        item = carts.add_item(form.product_id.data, form.variant_id.data, form.quantity.data)
+    except services.ShopError as error:
+        flash(error.message, "error")
+        return _back(url_for("shop.index"))
+    flash(f"Added {form.quantity.data} × {item.variant.display_name} to your cart.", "success")
+    return redirect(url_for("shop.cart"))
+
+
+@bp.route("/cart/update", methods=["POST"])
+def cart_update() -> Response:
+    form = CartLineForm()
+    if not form.validate_on_submit():
+        _flash_errors(form)
+    else:
+        try:
+            carts.update_item(form.product_id.data, form.variant_id.data, form.quantity.data)
+        except services.ShopError as error:
+            flash(error.message, "error")
+        else:
+            flash("Your cart has been updated.", "success")
+    return redirect(url_for("shop.cart"))
+
+
+@bp.route("/cart/remove", methods=["POST"])
+def cart_remove() -> Response:
+    form = RemoveLineForm()
+    if not form.validate_on_submit():
+        _flash_errors(form)
+    else:
+        try:
+            carts.remove_item(form.product_id.data, form.variant_id.data)
+        except services.ShopError as error:
+            flash(error.message, "error")
+        else:
+            flash("Removed from your cart.", "success")
+    return redirect(url_for("shop.cart"))
+
+
+# --- checkout and orders -----------------------------------------------------------------
+
+
+@bp.route("/checkout", methods=["GET", "POST"])
+@login_required
+def checkout() -> Response | str:
+    methods = checkouts.shipping_methods()
+    form = CheckoutForm()
+    form.shipping_method.choices = [(m.id, f"{m.name} — {money(m.price)}") for m in methods]
+    if request.method == "GET":
+        form.checkout_token.data = checkouts.new_checkout_token()
+        if methods:
+            form.shipping_method.data = methods[0].id
+    if form.validate_on_submit():
+        details = checkouts.CheckoutDetails(
+            full_name=form.full_name.data, address_line1=form.address_line1.data,
+            address_line2=form.address_line2.data or "", city=form.city.data,
+            postal_code=form.postal_code.data, country=form.country.data,
+            shipping_method_id=form.shipping_method.data, discount_code=form.discount_code.data or "",
+            checkout_token=form.checkout_token.data,
+        )
+        try:
+            order = checkouts.place_order(current_user._get_current_object(), details)
+        except services.ShopError as error:
+            field = getattr(form, error.field, None) if error.field else None
+            (field.errors if field is not None else form.form_errors).append(error.message)
+        else:
+            flash(f"Thank you! Your order {order.number} has been placed.", "success")
+            return redirect(url_for("shop.order", number=order.number))
+    current = carts.current_cart()
+    if request.method == "GET" and (current is None or not current.items):
+        flash("Your cart is empty.", "info")
+        return redirect(url_for("shop.cart"))
+    chosen = next((m for m in methods if m.id == form.shipping_method.data), None)
+    return render_template("shop/checkout.html", form=form, cart=current,
+                           totals=checkouts.quote(current, chosen), shipping=chosen,
+                           tax_rate=checkouts.tax_rate())
+
+
+@bp.route("/orders")
+@login_required
+def order_list() -> str:
+    page = paginate(orders.orders_of(current_user), "ORDERS_PER_PAGE")
+    return render_template("shop/orders.html", page=page)
+
+
+def _visible_order(number: str) -> Order:
+    """The order numbered ``number`` if the current member owns it or is an admin; 404 for
+    anyone else, so order numbers cannot be probed."""
+    order = orders.get_order(number)
+    if order is None:
+        abort(404)
+    require_owner(order.user_id, conceal=True)
+    return order
+
+
+@bp.route("/orders/<number>")
+@login_required
+def order(number: str) -> str:
+    item = _visible_order(number)
+    cancel_form = OrderActionForm(formdata=None) if (
+        item.user_id == current_user.id and item.status == orders.S.PENDING) else None
+    return render_template("shop/order.html", order=item, cancel_form=cancel_form)
+
+
+@bp.route("/orders/<number>/cancel", methods=["POST"])
+@login_required
+def cancel_order(number: str) -> Response:
+    item = _visible_order(number)
+    if item.user_id != current_user.id:
+        abort(403)  # an admin, not the customer: the admin screens move orders
+    try:
+        orders.cancel_own_order(current_user._get_current_object(), item)
+    except services.ShopError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"Order {item.number} has been cancelled.", "success")
+    return redirect(url_for("shop.order", number=item.number))
