@@ -20,7 +20,7 @@ import flask_migrate
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from blog import create_app
 from blog.accounts import services as accounts
@@ -203,3 +203,106 @@ def page_statements(client: FlaskClient, path: str) -> StatementCounter:
         response = client.get(path)
     assert response.status_code == 200, (path, response.status_code)
     return counted
+
+
+# --- shop --------------------------------------------------------------------------------
+
+
+def create_product(name: str, variants: list[tuple[str, str, int]] | None = None, *,
+                   category: str | None = None, active: bool = True, description: str = "") -> Any:
+    """A product with ``variants`` of (label, price, stock), committed through a service
+    transaction (inside an app context). Default: one unlabelled variant at 10.00, 5 in stock."""
+    from decimal import Decimal
+
+    from blog.database import transaction
+    from blog.shop.models import Category, Product, Variant
+    from blog.text import slugify
+
+    with transaction() as session:
+        product = Product(name=name, slug=slugify(name), description=description, active=active)
+        if category:
+            product.category = session.scalar(
+                select(Category).where(Category.slug == slugify(category))
+            ) or Category(name=category, slug=slugify(category))
+        for index, (label, price, stock) in enumerate(variants or [("", "10.00", 5)]):
+            product.variants.append(Variant(label=label, price=Decimal(price), stock=stock,
+                                            sku=f"{slugify(name)}-{index}".upper()))
+        session.add(product)
+    return product
+
+
+def create_shipping(name: str = "Post", price: str = "5.00", active: bool = True) -> Any:
+    from decimal import Decimal
+
+    from blog.database import transaction
+    from blog.shop.models import ShippingMethod
+
+    with transaction() as session:
+        method = ShippingMethod(name=name, price=Decimal(price), active=active)
+        session.add(method)
+    return method
+
+
+@pytest.fixture
+def make_product(app: Flask) -> Callable[..., Any]:
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        with app.app_context():
+            return create_product(*args, **kwargs)
+    return factory
+
+
+@pytest.fixture
+def make_shipping(app: Flask) -> Callable[..., Any]:
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        with app.app_context():
+            return create_shipping(*args, **kwargs)
+    return factory
+
+
+ADDRESS = {"full_name": "Ada Lovelace", "address_line1": "12 St James's Square",
+           "address_line2": "", "city": "London", "postal_code": "SW1Y 4JH", "country": "UK"}
+
+
+class ShopActions:
+    """Drive the shop through its real forms, as a browser would."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def add(self, product: Any, quantity: Any = 1, variant: Any = None, **extra: Any) -> Any:
+        data = {"csrf_token": csrf_token(self.client, f"/shop/products/{product.slug}"),
+                "product_id": product.id, "quantity": quantity, **extra}
+        if variant is not None:
+            data["variant_id"] = variant.id if hasattr(variant, "id") else variant
+        return self.client.post("/shop/cart/add", data=data)
+
+    def update(self, product: Any, quantity: Any, variant: Any = None) -> Any:
+        data = {"csrf_token": csrf_token(self.client, "/shop/cart"), "product_id": product.id,
+                "quantity": quantity}
+        if variant is not None:
+            data["variant_id"] = variant.id
+        return self.client.post("/shop/cart/update", data=data)
+
+    def remove(self, product: Any, variant: Any = None) -> Any:
+        data = {"csrf_token": csrf_token(self.client, "/shop/cart"), "product_id": product.id}
+        if variant is not None:
+            data["variant_id"] = variant.id
+        return self.client.post("/shop/cart/remove", data=data)
+
+    def checkout_token(self) -> str:
+        page = self.client.get("/shop/checkout").get_data(as_text=True)
+        match = re.search(r'name="checkout_token" type="hidden" value="([^"]+)"', page)
+        assert match, "no checkout token on the checkout page"
+        return match.group(1)
+
+    def checkout(self, shipping: Any, token: str | None = None, **fields: Any) -> Any:
+        data = {"csrf_token": csrf_token(self.client, "/shop/cart"),
+                "checkout_token": token or self.checkout_token(),
+                "shipping_method": shipping.id if hasattr(shipping, "id") else shipping,
+                "discount_code": "", **ADDRESS, **fields}
+        return self.client.post("/shop/checkout", data=data)
+
+
+@pytest.fixture
+def shop(client: FlaskClient) -> ShopActions:
+    return ShopActions(client)

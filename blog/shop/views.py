@@ -89,8 +89,8 @@ def product(slug: str) -> str:
 @bp.route("/cart")
 def cart() -> str:
     current = carts.current_cart()
-    forms = {"update": CartLineForm(formdata=None), "remove": RemoveLineForm(formdata=None)}
-    return render_template("shop/cart.html", cart=current, forms=forms)
+    return render_template("shop/cart.html", cart=current, update_form=CartLineForm(formdata=None),
+                           remove_form=RemoveLineForm(formdata=None))
 
 
 @bp.route("/cart/add", methods=["POST"])
