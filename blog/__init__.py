@@ -81,6 +81,7 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
         config["REMEMBER_COOKIE_SECURE"] = False
     config.setdefault("REMEMBER_COOKIE_SECURE", config["SESSION_COOKIE_SECURE"])
     _check_secret_key(app)
+    _check_shop_settings(app)
 
 
 def _check_secret_key(app: Flask) -> None:
@@ -97,6 +98,20 @@ def _check_secret_key(app: Flask) -> None:
         "print(secrets.token_hex(32))')\", or put SECRET_KEY = '...' in instance/config.py "
         "(`make run` writes one there for you)."
     )
+
+
+def _check_shop_settings(app: Flask) -> None:
+    """Refuse to start with a tax rate or currency the shop would get wrong on every order."""
+    from blog.shop.pricing import parse_rate
+
+    try:
+        parse_rate(app.config["SHOP_TAX_RATE"])
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    currency = app.config["SHOP_CURRENCY"]
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
+        raise ConfigurationError(f"SHOP_CURRENCY must be a three-letter code such as USD, not {currency!r}.")
+    app.config["SHOP_CURRENCY"] = currency.upper()
 
 
 def register_logging(app: Flask) -> None:

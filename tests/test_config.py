@@ -494,3 +494,21 @@ def test_login_cookies_are_secure_over_https(app, make_user):
     assert client.get_cookie("session").secure is True
     # Sent back over https, the cookie works: the member is logged in.
     assert client.get("/auth/password", base_url="https://localhost").status_code == 200
+
+
+@pytest.mark.parametrize(("name", "value"), [("SHOP_TAX_RATE", "1.5"), ("SHOP_TAX_RATE", "abc"),
+                                             ("SHOP_CURRENCY", "dollars"), ("SHOP_CURRENCY", 3)])
+def test_bad_shop_settings_refuse_to_start(name: str, value: object) -> None:
+    from blog import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=name):
+        create_app({"TESTING": True, name: value, "DATABASE_URL": "sqlite://"})
+
+
+def test_shop_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLASK_SHOP_TAX_RATE", "0.2")
+    monkeypatch.setenv("FLASK_SHOP_CURRENCY", "eur")
+    app = create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
+    assert app.config["SHOP_CURRENCY"] == "EUR"
+    from blog.shop.pricing import parse_rate
+    assert str(parse_rate(app.config["SHOP_TAX_RATE"])) == "0.2"
