@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
@@ -10,6 +13,10 @@ from werkzeug.datastructures import MultiDict
 from blog.accounts import services as accounts
 from blog.accounts.forms import RegisterForm
 from blog.accounts.models import ADMIN
+from blog.shop import catalog_io
+
+#: Files with more data rows than this get a progress bar while importing.
+PROGRESS_THRESHOLD = 1000
 
 
 @click.command("create-admin")
@@ -35,6 +42,54 @@ def create_admin(username: str, email: str, password: str | None) -> None:
     click.echo(f"Created admin {user.username} <{user.email}>.")
 
 
+@click.command("import-products")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def import_products(file: Path) -> None:
+    """Create or update products and variants from a CSV FILE.
+
+    Columns: slug,name,description,category,active,variant,sku,price,stock (one row per
+    variant). Bad rows are skipped and listed with their line numbers; the rest are saved.
+    """
+    try:
+        # utf-8-sig: a byte-order mark (as spreadsheet programs write) is dropped.
+        with open(file, encoding="utf-8-sig", newline="") as handle:
+            rows = catalog_io.read_csv(handle)
+    except OSError as error:
+        raise click.ClickException(f"Cannot read {file}: {error.strerror or error}") from error
+    except catalog_io.CatalogFileError as error:
+        raise click.ClickException(f"{file}: {error.message}") from error
+    if len(rows) > PROGRESS_THRESHOLD:
+        # On stderr, so stdout carries only the report; click draws no bar when stderr is
+        # not a terminal (it prints the label once).
+        with click.progressbar(length=len(rows), label="Importing products",
+                               file=sys.stderr) as bar:
+            result = catalog_io.import_rows(rows, progress=bar.update)
+    else:
+        result = catalog_io.import_rows(rows)
+    click.echo(result.summary)
+    for line, reason in result.skipped:
+        click.echo(f"line {line}: {reason}")
+
+
+@click.command("export-products")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def export_products(file: Path) -> None:
+    """Write every product (active or not) to a CSV FILE, one row per variant, in the
+    format import-products reads."""
+    try:
+        with open(file, "w", encoding="utf-8", newline="") as handle:
+            result = catalog_io.export_products(handle)
+    except OSError as error:
+        raise click.ClickException(f"Cannot write {file}: {error.strerror or error}") from error
+    click.echo(f"Exported {result.rows} variants of {result.products} products to {file}.")
+    if result.without_variants:
+        click.echo(f"Left out {result.without_variants} products without variants.")
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
+    app.cli.add_command(import_products)
+    app.cli.add_command(export_products)
