@@ -685,3 +685,84 @@ def test_order_item_line_total_in_sql(app: Flask, shop: Any, buyer: Any) -> None
         total = db.session.scalar(select(func.sum(OrderItem.line_total)))
         cart_total = db.session.scalar(select(func.sum(CartItem.line_total)))
     assert total == Decimal("38.00") and cart_total is None
+
+
+# --- edges of the services ---------------------------------------------------------------
+
+
+def test_member_without_a_cart_gets_one_on_first_add(app: Flask, auth: Any, shop: Any,
+                                                     make_user: Any, make_product: Any) -> None:
+    """Members who registered before the shop existed (the migration gives them one too)."""
+    from sqlalchemy import delete
+
+    from blog.database import transaction
+    user = make_user("alice")
+    with app.app_context(), transaction() as session:
+        session.execute(delete(Cart).where(Cart.user_id == user.id))
+    mug = make_product("Mug")
+    auth.login("alice")
+    shop.add(mug, 2)
+    assert cart_lines(app, "alice") == {mug.variants[0].id: 2}
+
+
+def test_merge_drops_lines_no_longer_for_sale(app: Flask, client: Any, auth: Any, shop: Any,
+                                              make_user: Any, make_product: Any) -> None:
+    from blog.database import transaction
+    make_user("alice")
+    mug = make_product("Mug", [("", "8.00", 5)])
+    pen = make_product("Pen", [("", "2.00", 5)])
+    auth.login("alice")
+    shop.add(mug, 1)
+    auth.logout()
+    shop.add(mug, 2)
+    shop.add(pen, 1)
+    _set_stock(app, mug.variants[0].id, 0)
+    with app.app_context(), transaction() as session:
+        session.get(Product, pen.id).active = False
+    auth.login("alice")
+    assert cart_lines(app, "alice") == {}
+    assert "lowered to what is in stock" in text_of(client.get("/shop/cart"))
+
+
+def test_update_needs_the_variant_when_two_are_in_the_cart(app: Flask, client: Any, shop: Any,
+                                                            make_product: Any) -> None:
+    shirt = make_product("Shirt", [("M", "20.00", 4), ("L", "22.00", 9)])
+    shop.add(shirt, 1, variant=shirt.variants[0])
+    shop.add(shirt, 1, variant=shirt.variants[1])
+    shop.update(shirt, 3)
+    assert "say which option" in text_of(client.get("/shop/cart"))
+    assert cart_lines(app) == {shirt.variants[0].id: 1, shirt.variants[1].id: 1}
+
+
+def test_checkout_token_of_another_member_is_refused(app: Flask, client: Any, auth: Any, shop: Any,
+                                                     buyer: Any, make_user: Any) -> None:
+    token = shop.checkout_token()
+    shop.checkout(buyer["post"], token=token)
+    auth.logout()
+    make_user("bob")
+    auth.login("bob")
+    shop.add(buyer["mug"], 1)
+    response = shop.checkout(buyer["post"], token=token)
+    assert response.status_code == 200 and "has expired" in text_of(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+
+
+def test_colliding_order_numbers_are_drawn_again(app: Flask, shop: Any, buyer: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from blog.shop import checkout
+    numbers = iter(["IW-SAME0000", "IW-SAME0000", "IW-OTHER000"])
+    monkeypatch.setattr(checkout, "new_order_number", lambda: next(numbers))
+    shop.checkout(buyer["post"])
+    shop.add(buyer["mug"], 1)
+    response = shop.checkout(buyer["post"])
+    assert response.headers["Location"].endswith("/shop/orders/IW-OTHER000")
+    assert variant_stock(app, buyer["mug"].variants[0].id) == 2  # 5 - 2 - 1, nothing twice
+
+
+def test_empty_cart_checkout_post_is_refused(app: Flask, client: Any, shop: Any, buyer: Any) -> None:
+    token = shop.checkout_token()
+    shop.remove(buyer["mug"])
+    shop.remove(buyer["shirt"])
+    response = shop.checkout(buyer["post"], token=token)
+    assert response.status_code == 200 and "Your cart is empty" in text_of(response)
