@@ -148,12 +148,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount each domain's pages."""
     from blog.accounts.views import bp as accounts_bp
+    from blog.admin.views import bp as admin_bp
     from blog.health import bp as health_bp
     from blog.posts.views import bp as posts_bp
     from blog.shop.views import bp as shop_bp
 
     app.register_blueprint(posts_bp)
     app.register_blueprint(shop_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(health_bp)
 

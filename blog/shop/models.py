@@ -58,6 +58,8 @@ class Product(TimestampMixin, db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="SET NULL"))
     active: Mapped[bool] = mapped_column(default=True)
+    #: Name of the uploaded picture under ``instance/uploads/`` (its thumbnail is derived).
+    image: Mapped[str | None] = mapped_column(String(100))
 
     category: Mapped[Category | None] = relationship()
     variants: Mapped[list[Variant]] = relationship(

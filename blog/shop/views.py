@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required, user_logged_in
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
+from wtforms import SelectChoice
 
 from blog.database import paginate
 from blog.security import require_owner, safe_next_url
@@ -146,7 +147,7 @@ def cart_remove() -> Response:
 def checkout() -> Response | str:
     methods = checkouts.shipping_methods()
     form = CheckoutForm()
-    form.shipping_method.choices = [(m.id, f"{m.name} — {money(m.price)}") for m in methods]
+    form.shipping_method.choices = [SelectChoice(m.id, f"{m.name} — {money(m.price)}") for m in methods]
     if request.method == "GET":
         form.checkout_token.data = checkouts.new_checkout_token()
         if methods:

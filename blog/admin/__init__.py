@@ -1,0 +1,1 @@
+"""The site owners' area: dashboard, products, orders, members, moderation, discounts, audit."""

@@ -1,0 +1,190 @@
+"""What admins do, each in one transaction together with its audit event.
+
+These functions change the other domains' objects (orders through the shop's state machine,
+members' roles and activity, comments, posts, discounts, shipping) and record the change with
+:func:`blog.admin.audit.record` before the commit: the change and its trace commit, or roll
+back, together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_login import current_user
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
+
+from blog.accounts import services as accounts
+from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
+from blog.admin.audit import diff, record
+from blog.admin.models import AuditEvent
+from blog.database import escape_like, transaction
+from blog.extensions import db
+from blog.posts.models import Comment, Post
+from blog.shop import orders
+from blog.shop.models import Discount, Order, ShippingMethod
+from blog.shop.services import ShopError
+
+
+class AdminError(Exception):
+    """An admin action that cannot be carried out; the message says why."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def _like(text: str) -> str:
+    return f"%{escape_like(text.strip())}%"
+
+
+# --- orders --------------------------------------------------------------------------------
+
+
+def order_list(status: str = "", q: str = "") -> Select[Any]:
+    """Orders, newest first, optionally of one status and matching a number or customer
+    (username, email or name on the address)."""
+    stmt = select(Order).options(joinedload(Order.user)).order_by(Order.created_at.desc(),
+                                                                   Order.id.desc())
+    if status:
+        stmt = stmt.where(Order.status == status)
+    if q.strip():
+        pattern = _like(q)
+        stmt = stmt.outerjoin(User, User.id == Order.user_id).where(or_(
+            Order.number.ilike(pattern, escape="\\"), Order.full_name.ilike(pattern, escape="\\"),
+            User.username.ilike(pattern, escape="\\"), User.email.ilike(pattern, escape="\\")))
+    return stmt
+
+
+def move_order(order: Order, new_status: str) -> None:
+    """Move an order through the shop's state machine (recorded by the audit listener)."""
+    try:
+        orders.change_status(order, new_status, actor=current_user._get_current_object())
+    except ShopError as error:
+        raise AdminError(error.message) from error
+
+
+# --- members -------------------------------------------------------------------------------
+
+
+def member_list(q: str = "") -> Select[Any]:
+    stmt = select(User).options(selectinload(User.roles)).order_by(User.created_at.desc(),
+                                                                     User.id.desc())
+    if q.strip():
+        pattern = _like(lookup_key(q))
+        stmt = stmt.where(or_(User.username_key.like(pattern, escape="\\"),
+                              User.email_key.like(pattern, escape="\\")))
+    return stmt
+
+
+def set_admin(member: User, grant: bool) -> None:
+    """Grant or revoke the admin role. An admin cannot take away their own admin role when
+    they are the last admin (the site would have nobody left to run it)."""
+    with transaction() as session:
+        role = session.scalar(select(Role).where(Role.name == ADMIN))
+        has = session.scalar(select(func.count()).select_from(user_roles).where(
+            user_roles.c.user_id == member.id, user_roles.c.role_id == role.id))
+        if grant == bool(has):
+            return
+        if not grant:
+            admins = session.scalar(select(func.count()).select_from(user_roles)
+                                    .join(User, User.id == user_roles.c.user_id)
+                                    .where(user_roles.c.role_id == role.id, User.active.is_(True)))
+            if member.id == current_user.id and admins <= 1:
+                raise AdminError("You are the last admin; make someone else an admin first.")
+            session.execute(delete(user_roles).where(user_roles.c.user_id == member.id,
+                                                     user_roles.c.role_id == role.id))
+        else:
+            session.execute(user_roles.insert().values(user_id=member.id, role_id=role.id))
+        record("user", member.username, "grant_admin" if grant else "revoke_admin",
+               {"admin": [not grant, grant]})
+    session.expire(member, ["roles"])
+
+
+def set_member_active(member: User, active: bool) -> None:
+    """Deactivate (their logins end at once) or reactivate a member; never yourself."""
+    if member.id == current_user.id and not active:
+        raise AdminError("You cannot deactivate your own account.")
+    with transaction():
+        if member.active == active:
+            return
+        record("user", member.username, "reactivate" if active else "deactivate",
+               {"active": [member.active, active]})
+        accounts.set_active(member, active)
+
+
+# --- moderation ----------------------------------------------------------------------------
+
+
+def recent_comments() -> Select[Any]:
+    return select(Comment).options(joinedload(Comment.author), joinedload(Comment.post)).order_by(
+        Comment.created_at.desc(), Comment.id.desc())
+
+
+def delete_comment(comment: Comment) -> None:
+    with transaction() as session:
+        record("comment", comment.id, "delete",
+               {"body": [comment.body[:500], None], "post": [comment.post.slug, None]})
+        session.delete(comment)
+
+
+def recent_posts() -> Select[Any]:
+    return select(Post).options(joinedload(Post.author)).order_by(Post.created_at.desc(),
+                                                                    Post.id.desc())
+
+
+def unpublish_post(post: Post) -> None:
+    """Take a post off the site (it becomes its author's draft again)."""
+    with transaction():
+        if not post.published:
+            raise AdminError("That post is not published.")
+        post.published = False
+        record("post", post.slug, "unpublish", diff(post, ("published",)))
+
+
+# --- discounts and shipping ------------------------------------------------------------------
+
+
+def _save(entity_type: str, obj: Any, values: dict[str, Any], *, new: bool, key: str,
+          taken: str) -> Any:
+    """Apply ``values`` to ``obj`` (adding it when ``new``) and record the change; a value
+    another row already has (the unique ``key``) becomes an AdminError on that field."""
+    try:
+        with transaction() as session:
+            for name, value in values.items():
+                setattr(obj, name, value)
+            changes = diff(obj)
+            if new:
+                session.add(obj)
+            session.flush()
+            if changes:
+                record(entity_type, getattr(obj, key), "create" if new else "update", changes)
+    except IntegrityError as error:  # the rollback also took a new object out of the session
+        raise AdminError(taken, key) from error
+    return obj
+
+
+def save_discount(discount: Discount, values: dict[str, Any], *, new: bool) -> Discount:
+    """Create or edit a discount code from validated form values."""
+    return _save("discount", discount, values, new=new, key="code",
+                 taken="Another discount already has that code.")
+
+
+def save_shipping(method: ShippingMethod, values: dict[str, Any], *, new: bool) -> ShippingMethod:
+    """Create or edit a shipping method from validated form values."""
+    return _save("shipping", method, values, new=new, key="name",
+                 taken="Another shipping method already has that name.")
+
+
+# --- the audit trail -------------------------------------------------------------------------
+
+ENTITY_TYPES = ("order", "product", "variant", "user", "comment", "post", "discount", "shipping")
+
+
+def audit_events(entity_type: str = "") -> Select[Any]:
+    stmt = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if entity_type:
+        stmt = stmt.where(AuditEvent.entity_type == entity_type)
+    return stmt

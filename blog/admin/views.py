@@ -1,0 +1,234 @@
+"""The admin area under ``/admin/``: admins only (403 for other members, the login page for
+visitors), checked once for the whole blueprint."""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+from wtforms import SelectChoice
+
+from blog.accounts.models import User
+from blog.admin import audit as _audit  # noqa: F401  (records order moves from any domain)
+from blog.admin import reports, services
+from blog.admin.forms import ActionForm, DiscountForm, OrderStatusForm, ShippingForm
+from blog.database import CENT, paginate
+from blog.extensions import db, login_manager
+from blog.posts.models import Comment, Post
+from blog.shop import orders
+from blog.shop.models import (Discount, FixedAmountDiscount, OrderStatus, PercentageDiscount,
+                              ShippingMethod)
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def _admins_only() -> Any:
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_admin:
+        abort(403)
+    return None
+
+
+@bp.context_processor
+def _admin_navigation() -> dict[str, Any]:
+    return {"admin_endpoints": current_app.view_functions.keys()}
+
+
+def _get_or_404(model: Any, ident: int) -> Any:
+    return db.session.get(model, ident) or abort(404)
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+
+@bp.route("/")
+def dashboard() -> str:
+    days = reports.revenue_per_day(30)
+    return render_template(
+        "admin/dashboard.html", days=days, peak=max((d.revenue for d in days), default=0),
+        by_status=reports.orders_by_status(), top=reports.top_products(10),
+        low_stock=reports.low_stock(10), members=reports.newest_members(5),
+        comments=reports.newest_comments(5),
+    )
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+
+@bp.route("/orders")
+def order_list() -> str:
+    status = request.args.get("status", "")
+    if status not in OrderStatus.ALL:
+        status = ""
+    q = request.args.get("q", "").strip()[:100]
+    page = paginate(services.order_list(status, q), "ORDERS_PER_PAGE")
+    return render_template("admin/orders.html", page=page, status=status, q=q,
+                           statuses=OrderStatus.ALL)
+
+
+@bp.route("/orders/<number>", methods=["GET", "POST"])
+def order(number: str) -> Response | str:
+    item = orders.get_order(number) or abort(404)
+    form = OrderStatusForm()
+    form.status.choices = [SelectChoice(s, s.capitalize()) for s in orders.TRANSITIONS[item.status]]
+    if form.validate_on_submit():
+        try:
+            services.move_order(item, form.status.data)
+        except services.AdminError as error:
+            flash(error.message, "error")
+        else:
+            flash(f"Order {item.number} is now {item.status}.", "success")
+        return redirect(url_for("admin.order", number=item.number))
+    if request.method == "POST":
+        flash("That move is not allowed for this order.", "error")
+    return render_template("admin/order.html", order=item, form=form)
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+@bp.route("/users")
+def user_list() -> str:
+    q = request.args.get("q", "").strip()[:100]
+    page = paginate(services.member_list(q), "ORDERS_PER_PAGE")
+    return render_template("admin/users.html", page=page, q=q, form=ActionForm(formdata=None))
+
+
+@bp.route("/users/<int:user_id>/<action>", methods=["POST"])
+def user_action(user_id: int, action: str) -> Response:
+    member = _get_or_404(User, user_id)
+    ActionForm()  # CSRF is checked globally before the view
+    try:
+        if action in ("grant-admin", "revoke-admin"):
+            services.set_admin(member, action == "grant-admin")
+        elif action in ("activate", "deactivate"):
+            services.set_member_active(member, action == "activate")
+        else:
+            abort(404)
+    except services.AdminError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"{member.username}: done.", "success")
+    return redirect(url_for("admin.user_list", q=request.args.get("q", "")))
+
+
+# --- moderation ------------------------------------------------------------------------------
+
+
+@bp.route("/comments")
+def comment_list() -> str:
+    page = paginate(services.recent_comments(), "ORDERS_PER_PAGE")
+    return render_template("admin/comments.html", page=page, form=ActionForm(formdata=None))
+
+
+@bp.route("/comments/<int:comment_id>/delete", methods=["POST"])
+def delete_comment(comment_id: int) -> Response:
+    services.delete_comment(_get_or_404(Comment, comment_id))
+    flash("Comment deleted.", "success")
+    return redirect(url_for("admin.comment_list"))
+
+
+@bp.route("/posts")
+def post_list() -> str:
+    page = paginate(services.recent_posts(), "ORDERS_PER_PAGE")
+    return render_template("admin/posts.html", page=page, form=ActionForm(formdata=None))
+
+
+@bp.route("/posts/<int:post_id>/unpublish", methods=["POST"])
+def unpublish_post(post_id: int) -> Response:
+    try:
+        services.unpublish_post(_get_or_404(Post, post_id))
+    except services.AdminError as error:
+        flash(error.message, "error")
+    else:
+        flash("The post is a draft again.", "success")
+    return redirect(url_for("admin.post_list"))
+
+
+# --- discounts and shipping --------------------------------------------------------------------
+
+
+@bp.route("/discounts")
+def discount_list() -> str:
+    items = db.session.scalars(db.select(Discount).order_by(Discount.code)).all()
+    return render_template("admin/discounts.html", discounts=items)
+
+
+def _aware(value: Any) -> Any:
+    return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+@bp.route("/discounts/new", methods=["GET", "POST"], defaults={"discount_id": None})
+@bp.route("/discounts/<int:discount_id>/edit", methods=["GET", "POST"])
+def edit_discount(discount_id: int | None) -> Response | str:
+    discount = _get_or_404(Discount, discount_id) if discount_id else None
+    form = DiscountForm(obj=discount)
+    if discount is not None and request.method == "GET":
+        form.kind.data = discount.kind
+        form.value.data = discount.percent if discount.kind == "percentage" else discount.amount
+    if form.validate_on_submit():
+        percentage = form.kind.data == "percentage"
+        value = form.value.data.quantize(CENT)
+        values = {
+            "code": form.code.data.strip().upper(), "active": form.active.data,
+            "starts_at": _aware(form.starts_at.data), "ends_at": _aware(form.ends_at.data),
+            "usage_limit": form.usage_limit.data,
+            "min_subtotal": form.min_subtotal.data.quantize(CENT) if form.min_subtotal.data is not None else None,
+            "percent": value if percentage else None, "amount": None if percentage else value,
+        }
+        target = discount
+        if target is None:
+            target = PercentageDiscount() if percentage else FixedAmountDiscount()
+        elif target.kind != form.kind.data:
+            form.kind.errors.append("The kind of an existing code cannot change; make a new code.")
+            return render_template("admin/discount_form.html", form=form, discount=discount)
+        try:
+            services.save_discount(target, values, new=discount is None)
+        except services.AdminError as error:
+            getattr(form, error.field or "code").errors.append(error.message)
+        else:
+            flash(f"Discount {target.code} saved.", "success")
+            return redirect(url_for("admin.discount_list"))
+    return render_template("admin/discount_form.html", form=form, discount=discount)
+
+
+@bp.route("/shipping")
+def shipping_list() -> str:
+    items = db.session.scalars(db.select(ShippingMethod).order_by(ShippingMethod.price)).all()
+    return render_template("admin/shipping.html", methods=items)
+
+
+@bp.route("/shipping/new", methods=["GET", "POST"], defaults={"method_id": None})
+@bp.route("/shipping/<int:method_id>/edit", methods=["GET", "POST"])
+def edit_shipping(method_id: int | None) -> Response | str:
+    method = _get_or_404(ShippingMethod, method_id) if method_id else None
+    form = ShippingForm(obj=method)
+    if form.validate_on_submit():
+        target = method or ShippingMethod()
+        try:
+            services.save_shipping(target, {"name": form.name.data.strip(), "price": form.price.data.quantize(CENT),
+                                            "active": form.active.data}, new=method is None)
+        except services.AdminError as error:
+            form.name.errors.append(error.message)
+        else:
+            flash(f"Shipping method {target.name} saved.", "success")
+            return redirect(url_for("admin.shipping_list"))
+    return render_template("admin/shipping_form.html", form=form, method=method)
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+@bp.route("/audit")
+def audit() -> str:
+    entity = request.args.get("entity", "")
+    if entity not in services.ENTITY_TYPES:
+        entity = ""
+    page = paginate(services.audit_events(entity), "ORDERS_PER_PAGE")
+    return render_template("admin/audit.html", page=page, entity=entity,
+                           entity_types=services.ENTITY_TYPES)

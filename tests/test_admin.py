@@ -1,0 +1,402 @@
+"""The admin area: access, dashboard figures, orders, members, moderation, discounts,
+shipping and the audit trail."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, update
+
+from blog.admin import reports
+from blog.admin.models import AuditEvent
+from blog.database import transaction, utcnow
+from blog.extensions import db
+from blog.shop.models import Discount, Order, ShippingMethod, Variant
+from tests.conftest import csrf_token, page_statements
+
+GET_ROUTES = ["/admin/", "/admin/orders", "/admin/users", "/admin/comments", "/admin/posts",
+              "/admin/discounts", "/admin/discounts/new", "/admin/shipping", "/admin/shipping/new",
+              "/admin/audit"]
+
+
+def text_of(response: Any) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def events(app: Flask, entity_type: str | None = None) -> list[AuditEvent]:
+    with app.app_context():
+        stmt = select(AuditEvent).order_by(AuditEvent.id)
+        if entity_type:
+            stmt = stmt.where(AuditEvent.entity_type == entity_type)
+        return list(db.session.scalars(stmt))
+
+
+@pytest.fixture
+def admin(auth: Any, make_user: Any) -> Any:
+    user = make_user("root", admin=True)
+    auth.login("root")
+    return user
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_anonymous_visitors_are_sent_to_log_in(client: Any, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_members_get_403(client: Any, auth: Any, make_user: Any, path: str) -> None:
+    make_user("bob")
+    auth.login("bob")
+    assert client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_admins_get_the_page(client: Any, admin: Any, path: str) -> None:
+    assert client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/admin/users/1/grant-admin", "/admin/comments/1/delete",
+                                  "/admin/posts/1/unpublish", "/admin/orders/IW-X"])
+def test_member_posts_are_refused(client: Any, auth: Any, make_user: Any, path: str) -> None:
+    make_user("bob")
+    auth.login("bob")
+    response = client.post(path, data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 403
+
+
+def test_admin_link_only_for_admins(client: Any, auth: Any, make_user: Any) -> None:
+    make_user("bob")
+    auth.login("bob")
+    assert 'href="/admin/"' not in client.get("/").get_data(as_text=True)
+    auth.logout()
+    make_user("root", admin=True)
+    auth.login("root")
+    assert 'href="/admin/"' in client.get("/").get_data(as_text=True)
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def placed(app: Flask, client: Any, auth: Any, shop: Any, make_user: Any, make_product: Any,
+           make_shipping: Any) -> dict[str, Any]:
+    """alice ordered 2 mugs (8.00) with Post (5.00): total 21.00. Then root logs in."""
+    make_user("alice")
+    mug = make_product("Mug", [("", "8.00", 5)])
+    post = make_shipping("Post", "5.00")
+    auth.login("alice")
+    shop.add(mug, 2)
+    shop.checkout(post)
+    auth.logout()
+    make_user("root", admin=True)
+    auth.login("root")
+    with app.app_context():
+        number = db.session.scalar(select(Order.number))
+    return {"number": number, "variant_id": mug.variants[0].id, "mug": mug, "post": post}
+
+
+def _move(client: Any, number: str, status: str) -> Any:
+    return client.post(f"/admin/orders/{number}", data={
+        "csrf_token": csrf_token(client, f"/admin/orders/{number}"), "status": status})
+
+
+def test_admin_moves_an_order_and_it_is_audited(app: Flask, client: Any, placed: Any) -> None:
+    number = placed["number"]
+    for status in ("paid", "shipped", "delivered"):
+        response = _move(client, number, status)
+        assert response.status_code == 302
+    assert "delivered" in text_of(client.get(f"/admin/orders/{number}"))
+    trail = events(app, "order")
+    assert [(e.entity_id, e.changes["status"], e.actor_name) for e in trail] == [
+        (number, ["pending", "paid"], "root"), (number, ["paid", "shipped"], "root"),
+        (number, ["shipped", "delivered"], "root")]
+    assert "shipped → delivered" in text_of(client.get("/admin/audit?entity=order"))
+
+
+def test_admin_cannot_make_an_invalid_move(app: Flask, client: Any, placed: Any) -> None:
+    response = _move(client, placed["number"], "delivered")
+    assert response.status_code == 200 and "not allowed" in text_of(response)
+    with app.app_context():
+        assert db.session.scalar(select(Order.status)) == "pending"
+    assert events(app, "order") == []
+
+
+def test_admin_cancel_returns_stock(app: Flask, client: Any, placed: Any) -> None:
+    _move(client, placed["number"], "paid")
+    _move(client, placed["number"], "cancelled")
+    with app.app_context():
+        assert db.session.scalar(select(Variant.stock).where(Variant.id == placed["variant_id"])) == 5
+
+
+def test_customer_cancel_is_audited_too(app: Flask, client: Any, auth: Any, placed: Any) -> None:
+    auth.logout()
+    auth.login("alice")
+    client.post(f"/shop/orders/{placed['number']}/cancel",
+                data={"csrf_token": csrf_token(client, "/shop/cart")})
+    assert [(e.actor_name, e.changes) for e in events(app, "order")] == [
+        ("alice", {"status": ["pending", "cancelled"]})]
+
+
+def test_order_list_filters_and_search(client: Any, placed: Any) -> None:
+    number = placed["number"]
+    assert number in text_of(client.get("/admin/orders?status=pending"))
+    assert number not in text_of(client.get("/admin/orders?status=paid"))
+    assert number in text_of(client.get("/admin/orders?q=alice"))
+    assert number in text_of(client.get(f"/admin/orders?q={number[3:7].lower()}"))
+    assert number not in text_of(client.get("/admin/orders?q=nobody"))
+    assert client.get("/admin/orders/IW-NOPE").status_code == 404
+
+
+def test_audit_event_rolls_back_with_its_change(app: Flask, placed: Any) -> None:
+    """The status listener writes the event; if the transaction then fails, neither stays."""
+    from blog.shop import orders
+
+    def fail(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError("something after the audit event went wrong")
+
+    with app.test_request_context(), orders.order_status_changed.connected_to(fail):
+        order = db.session.scalar(select(Order))
+        with pytest.raises(RuntimeError):
+            orders.change_status(order, "paid")
+    assert events(app) == []
+    with app.app_context():
+        assert db.session.scalar(select(Order.status)) == "pending"
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+
+def _age_orders(app: Flask, days_ago: list[int], statuses: list[str]) -> None:
+    with app.app_context(), transaction() as session:
+        ids = list(session.scalars(select(Order.id).order_by(Order.id)))
+        for order_id, ago, status in zip(ids, days_ago, statuses):
+            session.execute(update(Order).where(Order.id == order_id).values(
+                created_at=utcnow() - timedelta(days=ago), status=status))
+
+
+def test_dashboard_figures_equal_hand_computed_sums(app: Flask, client: Any, auth: Any, shop: Any,
+                                                    placed: Any, make_product: Any) -> None:
+    pen = make_product("Pen", [("", "8.00", 10)])
+    auth.logout()
+    auth.login("alice")
+    for quantity in (1, 3, 1):  # three orders of pens: 13.00, 29.00, 13.00 with shipping
+        shop.add(pen, quantity)
+        assert shop.checkout(placed["post"]).status_code == 302
+    # Orders: 21.00 (today, paid), 13.00 (2 days ago, shipped), 29.00 (40 days ago, delivered:
+    # outside the 30 days), 13.00 (today, cancelled: not revenue).
+    _age_orders(app, [0, 2, 40, 0], ["paid", "shipped", "delivered", "cancelled"])
+    with app.test_request_context():
+        days = reports.revenue_per_day(30)
+        by_status = reports.orders_by_status()
+        top = reports.top_products()
+    assert len(days) == 30
+    assert days[-1].revenue == Decimal("21.00") and days[-1].orders == 1
+    assert days[-3].revenue == Decimal("13.00")
+    assert sum(d.revenue for d in days) == Decimal("34.00")
+    assert by_status == {"pending": (0, Decimal("0.00")), "paid": (1, Decimal("21.00")),
+                         "shipped": (1, Decimal("13.00")), "delivered": (1, Decimal("29.00")),
+                         "cancelled": (1, Decimal("13.00"))}
+    # Outside the cancelled order: pens 1 + 3 at 8.00, mugs 2 at 8.00.
+    assert [(t.name, t.quantity, t.revenue) for t in top] == [
+        ("Pen", 4, Decimal("32.00")), ("Mug", 2, Decimal("16.00"))]
+
+
+def test_dashboard_page_and_its_statement_count(app: Flask, client: Any, auth: Any, shop: Any,
+                                                placed: Any, make_product: Any) -> None:
+    first = page_statements(client, "/admin/").count
+    page = text_of(client.get("/admin/"))
+    assert "<svg" in page and "Revenue, last 30 days" in page and "Mug" in page
+    auth.logout()
+    auth.login("alice")
+    for n in range(4):
+        product = make_product(f"Extra {n}", [("", "2.00", 1)])
+        shop.add(product, 1)
+        shop.checkout(placed["post"])
+    auth.logout()
+    auth.login("root")
+    assert page_statements(client, "/admin/").count == first == 7  # user + six aggregates
+
+
+def test_low_stock_and_newest_on_dashboard(client: Any, admin: Any, make_product: Any) -> None:
+    make_product("Rare Print", [("", "50.00", 1)])
+    make_product("Plenty", [("", "5.00", 100)])
+    page = text_of(client.get("/admin/"))
+    low = page.split("Low in stock")[1].split("Newest members")[0]
+    assert "Rare Print" in low and "Plenty" not in low
+    assert "root" in page.split("Newest members")[1]
+
+
+# --- members ---------------------------------------------------------------------------------
+
+
+def _member_action(client: Any, user: Any, action: str) -> Any:
+    return client.post(f"/admin/users/{user.id}/{action}",
+                       data={"csrf_token": csrf_token(client, "/admin/users")})
+
+
+def test_grant_and_revoke_admin(app: Flask, client: Any, admin: Any, make_user: Any) -> None:
+    bob = make_user("bob")
+    _member_action(client, bob, "grant-admin")
+    assert "admin" in text_of(client.get("/admin/users?q=bob")).split("bob@example.com")[1][:200]
+    _member_action(client, bob, "revoke-admin")
+    assert [(e.entity_id, e.action) for e in events(app, "user")] == [
+        ("bob", "grant_admin"), ("bob", "revoke_admin")]
+
+
+def test_last_admin_cannot_revoke_themselves(app: Flask, client: Any, admin: Any) -> None:
+    _member_action(client, admin, "revoke-admin")
+    assert "last admin" in text_of(client.get("/admin/users"))
+    assert client.get("/admin/").status_code == 200
+    assert events(app) == []
+
+
+def test_deactivated_member_is_logged_out_and_cannot_log_in(app: Flask, admin: Any,
+                                                            make_user: Any) -> None:
+    from tests.conftest import AuthActions
+    bob = make_user("bob")
+    bob_client = app.test_client()
+    AuthActions(bob_client).login("bob")
+    assert bob_client.get("/auth/password").status_code == 200
+    root_client = app.test_client()
+    AuthActions(root_client).login("root")
+    _member_action(root_client, bob, "deactivate")
+    assert bob_client.get("/auth/password").status_code == 302  # the session ended
+    assert "deactivated" in text_of(AuthActions(bob_client).login("bob"))
+    _member_action(root_client, bob, "activate")
+    assert AuthActions(bob_client).login("bob").status_code == 302
+    assert [e.action for e in events(app, "user")] == ["deactivate", "reactivate"]
+
+
+def test_admin_cannot_deactivate_themselves(client: Any, admin: Any) -> None:
+    _member_action(client, admin, "deactivate")
+    assert "cannot deactivate your own" in text_of(client.get("/admin/users"))
+
+
+def test_unknown_member_action_is_404(client: Any, admin: Any) -> None:
+    assert _member_action(client, admin, "delete").status_code == 404
+
+
+# --- moderation ------------------------------------------------------------------------------
+
+
+def test_delete_comment_and_unpublish_post(app: Flask, client: Any, auth: Any, make_user: Any) -> None:
+    from blog.posts import services as blog
+    from blog.posts.models import Comment, Post
+    writer = make_user("writer")
+    with app.test_request_context():
+        post = blog.create_post(writer, "Hello", "Body", "", True)
+        comment = blog.add_comment(post, writer, "Spam spam")
+    make_user("root", admin=True)
+    auth.login("root")
+    assert "Spam spam" in text_of(client.get("/admin/comments"))
+    client.post(f"/admin/comments/{comment.id}/delete",
+                data={"csrf_token": csrf_token(client, "/admin/comments")})
+    client.post(f"/admin/posts/{post.id}/unpublish", data={"csrf_token": csrf_token(client, "/admin/posts")})
+    with app.app_context():
+        assert db.session.get(Comment, comment.id) is None
+        assert db.session.get(Post, post.id).published is False
+    assert [(e.entity_type, e.action) for e in events(app)] == [("comment", "delete"), ("post", "unpublish")]
+    client.post(f"/admin/posts/{post.id}/unpublish", data={"csrf_token": csrf_token(client, "/admin/posts")})
+    assert "not published" in text_of(client.get("/admin/posts"))
+
+
+# --- discounts and shipping --------------------------------------------------------------------
+
+
+def _discount_form(client: Any, path: str = "/admin/discounts/new", **fields: Any) -> Any:
+    data = {"csrf_token": csrf_token(client, path), "code": "spring", "kind": "percentage",
+            "value": "15", "active": "y", "starts_at": "", "ends_at": "", "usage_limit": "",
+            "min_subtotal": ""}
+    data.update(fields)
+    return client.post(path, data=data)
+
+
+def test_create_and_edit_a_discount(app: Flask, client: Any, admin: Any) -> None:
+    assert _discount_form(client, usage_limit="50", min_subtotal="20.00").status_code == 302
+    with app.app_context():
+        discount = db.session.scalar(select(Discount))
+        assert (discount.code, discount.kind, discount.percent, discount.usage_limit,
+                discount.min_subtotal) == ("SPRING", "percentage", Decimal("15.00"), 50, Decimal("20.00"))
+    page = text_of(client.get("/admin/discounts"))
+    assert "SPRING" in page and "15% off" in page and "0 / 50" in page
+    path = f"/admin/discounts/{discount.id}/edit"
+    assert 'value="SPRING"' in client.get(path).get_data(as_text=True)
+    _discount_form(client, path, code="SPRING", value="20", active="")
+    with app.app_context():
+        discount = db.session.get(Discount, discount.id)
+        assert (discount.percent, discount.active) == (Decimal("20.00"), False)
+    trail = events(app, "discount")
+    assert [e.action for e in trail] == ["create", "update"]
+    assert trail[1].changes["percent"] == ["15.00", "20.00"] and trail[1].changes["active"] == [True, False]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"code": ""}, "This field is required"), ({"code": "no spaces"}, "letters, digits"),
+    ({"value": "150"}, "at most 100"), ({"value": "0"}, "between 0.01 and"),
+    ({"value": "1.234"}, "two decimal places"), ({"value": "x"}, "Not a valid decimal"),
+    ({"usage_limit": "0"}, "between 1 and"), ({"min_subtotal": "-1"}, "between 0 and"),
+    ({"starts_at": "2026-05-02T10:00", "ends_at": "2026-05-01T10:00"}, "after the start"),
+    ({"kind": "bogus"}, "Not a valid choice"),
+])
+def test_discount_form_validation(app: Flask, client: Any, admin: Any, fields: dict[str, str],
+                                  message: str) -> None:
+    response = _discount_form(client, **fields)
+    assert response.status_code == 200 and message in text_of(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Discount)) == 0
+    assert events(app) == []
+
+
+def test_duplicate_discount_code_is_a_form_error(app: Flask, client: Any, admin: Any) -> None:
+    _discount_form(client)
+    response = _discount_form(client, code="Spring", kind="fixed", value="5")
+    assert response.status_code == 200 and "already has that code" in text_of(response)
+    assert len(events(app, "discount")) == 1
+
+
+def test_fixed_discount_and_kind_cannot_change(app: Flask, client: Any, admin: Any) -> None:
+    _discount_form(client, code="FIVE", kind="fixed", value="5.00")
+    with app.app_context():
+        discount = db.session.scalar(select(Discount))
+        assert (discount.kind, discount.amount, discount.percent) == ("fixed", Decimal("5.00"), None)
+    response = _discount_form(client, f"/admin/discounts/{discount.id}/edit", code="FIVE",
+                              kind="percentage", value="5")
+    assert "cannot change" in text_of(response)
+
+
+def test_shipping_methods(app: Flask, client: Any, admin: Any) -> None:
+    def save(path: str, **fields: str) -> Any:
+        return client.post(path, data={"csrf_token": csrf_token(client, path), "name": "Courier",
+                                       "price": "12.00", "active": "y", **fields})
+    assert save("/admin/shipping/new").status_code == 302
+    assert "already has that name" in text_of(save("/admin/shipping/new"))
+    assert "two decimal places" in text_of(save("/admin/shipping/new", name="Other", price="1.001"))
+    with app.app_context():
+        method = db.session.scalar(select(ShippingMethod))
+    save(f"/admin/shipping/{method.id}/edit", price="13.50", active="")
+    with app.app_context():
+        method = db.session.get(ShippingMethod, method.id)
+        assert (method.price, method.active) == (Decimal("13.50"), False)
+    assert [e.action for e in events(app, "shipping")] == ["create", "update"]
+    assert "$13.50" in text_of(client.get("/admin/shipping"))
+
+
+def test_audit_list_filters_and_paginates(app: Flask, client: Any, admin: Any) -> None:
+    from blog.admin.audit import record
+    with app.test_request_context(), transaction():
+        for n in range(25):
+            record("product" if n % 2 else "variant", n, "update", {"stock": [n, n + 1]}, note="restock")
+    page = text_of(client.get("/admin/audit?entity=product"))
+    assert "variant" not in page.split("<tbody>")[1] and "restock" in page
+    assert client.get("/admin/audit?page=2").status_code == 200
+    assert client.get("/admin/audit?page=3").status_code == 404
+    assert page_statements(client, "/admin/audit").count == 3
