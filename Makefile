@@ -35,7 +35,10 @@ db-upgrade: install instance/config.py
 	$(BIN)/flask db upgrade
 
 # Plain http on localhost, so the session cookie may not be marked Secure here.
+# `flask seed --if-empty` fills an empty database with a small demo site (so only on the
+# first run), and at every start prints the demo logins that still work.
 run: db-upgrade
+	$(BIN)/flask seed --if-empty
 	FLASK_SESSION_COOKIE_SECURE=false $(BIN)/flask run --host $(HOST) --port $(PORT)
 
 # The suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.

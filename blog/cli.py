@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -10,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from werkzeug.datastructures import MultiDict
 
+from blog import seed as seeding
 from blog.accounts import services as accounts
 from blog.accounts.forms import RegisterForm
 from blog.accounts.models import ADMIN
@@ -88,8 +91,64 @@ def export_products(file: Path) -> None:
         click.echo(f"Left out {result.without_variants} products without variants.")
 
 
+@click.command("seed")
+@click.option("--users", type=click.IntRange(min=2), default=seeding.SeedSizes.users, show_default=True,
+              help="Members, counting the demo admin and the demo member.")
+@click.option("--posts", type=click.IntRange(min=0), default=seeding.SeedSizes.posts, show_default=True,
+              help="Blog posts (a few of them drafts), with tags, comments and likes.")
+@click.option("--products", type=click.IntRange(min=0), default=seeding.SeedSizes.products,
+              show_default=True, help="Products, each with one or more variants.")
+@click.option("--orders", type=click.IntRange(min=0), default=seeding.SeedSizes.orders, show_default=True,
+              help="Past orders, in every status.")
+@click.option("--seed", "seed", type=click.IntRange(min=0), default=None,
+              help="Random seed: the same seed gives the same data. Default: a random one (printed).")
+@click.option("--admin-password", default=seeding.DEMO_PASSWORD, show_default=True,
+              help="Password of the demo admin (every other demo member gets the default).")
+@click.option("--force", is_flag=True, help="Add demo data to a site that already has data.")
+@click.option("--if-empty", is_flag=True,
+              help="Seed only an empty site; otherwise just print the demo logins that still work "
+                   "(what `make run` does at every start).")
+@with_appcontext
+def seed_command(users: int, posts: int, products: int, orders: int, seed: int | None,
+                 admin_password: str, force: bool, if_empty: bool) -> None:
+    """Fill the site with realistic demo data: members, posts, comments, tags, likes,
+    follows, products with variants and stock, shipping methods, a discount code and past
+    orders in every status. Refuses a site that already has data unless --force is given."""
+    if force and if_empty:
+        raise click.UsageError("--force and --if-empty contradict each other.")
+    if if_empty and seeding.site_has_data():
+        # make run's every start: say how to log in, if the demo logins still work.
+        click.echo("The site already has data; not seeding.")
+        admin, member = seeding.DEMO_ADMIN, seeding.DEMO_MEMBER
+        for line in seeding.login_lines(
+                admin if seeding.demo_login_works(admin, admin_password) else None, admin_password,
+                member if seeding.demo_login_works(member, seeding.DEMO_PASSWORD) else None,
+                seeding.DEMO_PASSWORD):
+            click.echo(line)
+        return
+    if seed is None:
+        seed = secrets.randbelow(1_000_000)
+    sizes = seeding.SeedSizes(users=users, posts=posts, products=products, orders=orders)
+    started = time.perf_counter()
+    try:
+        with seeding.slow_statement_log_quieted():
+            if sizes.items > seeding.PROGRESS_THRESHOLD:
+                # On stderr, like import-products: stdout carries only the report.
+                with click.progressbar(length=sizes.items, label="Seeding", file=sys.stderr) as bar:
+                    result = seeding.seed_site(sizes, seed=seed, admin_password=admin_password,
+                                               force=force, progress=bar.update)
+            else:
+                result = seeding.seed_site(sizes, seed=seed, admin_password=admin_password,
+                                           force=force)
+    except seeding.SeedError as error:
+        raise click.ClickException(error.message) from error
+    for line in result.summary(elapsed=time.perf_counter() - started):
+        click.echo(line)
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
     app.cli.add_command(import_products)
     app.cli.add_command(export_products)
+    app.cli.add_command(seed_command)
