@@ -98,7 +98,11 @@ class Comment(TimestampMixin, db.Model):
     """A reader's plain-text comment; deleted with its post or its author."""
 
     __tablename__ = "comments"
-    __table_args__ = (Index("ix_comments_post_id_created_at", "post_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_comments_post_id_created_at", "post_id", "created_at"),
+        # The admin's recent comments, across all posts.
+        Index("ix_comments_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     body: Mapped[str] = mapped_column(Text)
