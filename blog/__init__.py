@@ -151,10 +151,12 @@ def register_blueprints(app: Flask) -> None:
     from blog.admin.views import bp as admin_bp
     from blog.health import bp as health_bp
     from blog.posts.views import bp as posts_bp
+    from blog.shop.images import bp as images_bp
     from blog.shop.views import bp as shop_bp
 
     app.register_blueprint(posts_bp)
     app.register_blueprint(shop_bp)
+    app.register_blueprint(images_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(health_bp)

@@ -87,6 +87,21 @@ class DefaultConfig:
     #: At or below this many, a product page says "Only N left".
     SHOP_LOW_STOCK = 3
 
+    # Product images (blog/shop/images.py): checked, re-encoded as WebP and served by the app.
+    #: Folder of the stored images; None means ``<instance>/uploads``.
+    UPLOAD_FOLDER: str | None = None
+    #: The largest image file accepted, in bytes (5 MiB); of a larger one, no more than this
+    #: (plus one byte) is read before it is refused.
+    UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+    #: The most pixels (width × height) an image may declare. Checked before decoding, so a
+    #: small file that would expand to gigabytes of memory (a "decompression bomb") is
+    #: refused; 25 million is a 6000 × 4000 photo, which decodes to about 100 MB.
+    IMAGE_MAX_PIXELS = 25_000_000
+    #: Longest side, in pixels, of the stored image; larger ones are scaled down, never up.
+    IMAGE_SIZE = 1600
+    #: Longest side, in pixels, of the thumbnail shown in the catalogue.
+    THUMBNAIL_SIZE = 400
+
 
 def normalize_database_url(url: str) -> str:
     """Return ``url`` with PostgreSQL URLs pointed at the psycopg 3 driver.

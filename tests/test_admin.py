@@ -19,7 +19,7 @@ from blog.extensions import db
 from blog.shop.models import Discount, Order, ShippingMethod, Variant
 from tests.conftest import csrf_token, page_statements
 
-GET_ROUTES = ["/admin/", "/admin/orders", "/admin/users", "/admin/comments", "/admin/posts",
+GET_ROUTES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/orders", "/admin/users", "/admin/comments", "/admin/posts",
               "/admin/discounts", "/admin/discounts/new", "/admin/shipping", "/admin/shipping/new",
               "/admin/audit"]
 
@@ -64,8 +64,12 @@ def test_admins_get_the_page(client: Any, admin: Any, path: str) -> None:
     assert client.get(path).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/admin/users/1/grant-admin", "/admin/comments/1/delete",
-                                  "/admin/posts/1/unpublish", "/admin/orders/IW-X"])
+@pytest.mark.parametrize("path", ["/admin/users/1/grant-admin", "/admin/users/1/deactivate",
+                                  "/admin/comments/1/delete", "/admin/posts/1/unpublish",
+                                  "/admin/orders/IW-X", "/admin/products/new", "/admin/products/1/edit",
+                                  "/admin/products/1/delete", "/admin/discounts/new",
+                                  "/admin/discounts/1/edit", "/admin/shipping/new",
+                                  "/admin/shipping/1/edit"])
 def test_member_posts_are_refused(client: Any, auth: Any, make_user: Any, path: str) -> None:
     make_user("bob")
     auth.login("bob")
@@ -400,3 +404,35 @@ def test_audit_list_filters_and_paginates(app: Flask, client: Any, admin: Any) -
     assert client.get("/admin/audit?page=2").status_code == 200
     assert client.get("/admin/audit?page=3").status_code == 404
     assert page_statements(client, "/admin/audit").count == 3
+
+
+def test_dashboard_over_seeded_data_equals_python_sums(app: Flask) -> None:
+    """Seed a site, then recompute every dashboard figure from the rows in Python."""
+    from collections import Counter, defaultdict
+
+    from blog.seed import SeedSizes, seed_site
+    from blog.shop.models import OrderItem
+    with app.test_request_context():
+        seed_site(SeedSizes(users=8, posts=10, products=12, orders=60), seed=3)
+        all_orders = list(db.session.scalars(select(Order)))
+        lines = list(db.session.scalars(select(OrderItem)))
+        days = reports.revenue_per_day(30)
+        by_status = reports.orders_by_status()
+        top = reports.top_products(10)
+    today = utcnow().date()
+    live = {o.id: o for o in all_orders if o.status != "cancelled"}
+    per_day: dict[Any, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for order in live.values():
+        if (today - order.created_at.date()).days < 30:
+            per_day[order.created_at.date()] += order.total
+    assert {d.day: d.revenue for d in days if d.revenue} == dict(per_day)
+    counts = Counter(o.status for o in all_orders)
+    assert {s: c for s, (c, _) in by_status.items()} == {s: counts.get(s, 0) for s in by_status}
+    assert all(total == sum((o.total for o in all_orders if o.status == s), Decimal("0.00"))
+               for s, (_, total) in by_status.items())
+    revenue: dict[Any, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for line in lines:
+        if line.order_id in live:
+            revenue[line.product_id] += line.unit_price * line.quantity
+    best = sorted(revenue.values(), reverse=True)[:10]
+    assert [t.revenue for t in top] == best

@@ -6,7 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import (BooleanField, SelectChoice, DateTimeLocalField, DecimalField, IntegerField, RadioField,
+from flask_wtf.file import FileField
+from wtforms import (BooleanField, FieldList, Form, FormField, HiddenField, SelectChoice, TextAreaField, DateTimeLocalField, DecimalField, IntegerField, RadioField,
                      SelectField, StringField)
 from wtforms.validators import (DataRequired, InputRequired, Length, NumberRange, Optional, Regexp,
                                 ValidationError)
@@ -67,3 +68,28 @@ class ShippingForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=80)])
     price = _money("Price")
     active = BooleanField("Active", default=True)
+
+
+class VariantRowForm(Form):
+    """One variant in the product form (no CSRF of its own: it is part of ProductForm)."""
+
+    id = HiddenField()
+    label = StringField("Label", validators=[Optional(), Length(max=80)])
+    sku = StringField("SKU", validators=[Optional(), Length(max=64)])
+    price = _money("Price", required=False)
+    stock = IntegerField("Stock", validators=[Optional(), NumberRange(min=0, max=2_147_483_647)])
+
+
+class ProductForm(FlaskForm):
+    """A product. ``price`` and ``stock`` are its single variant's; a product with several
+    variants edits them in the ``variants`` rows instead."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Length(max=20_000)])
+    category = StringField("Category", validators=[Length(max=80)])
+    active = BooleanField("For sale", default=True)
+    price = _money("Price", required=False)
+    stock = IntegerField("Stock", validators=[Optional(), NumberRange(min=0, max=2_147_483_647)])
+    image = FileField("Image (JPEG, PNG or WebP)")
+    variants = FieldList(FormField(VariantRowForm), min_entries=0, max_entries=50)
+    reason = StringField("Reason for a stock change", validators=[Length(max=200)])

@@ -13,14 +13,14 @@ from wtforms import SelectChoice
 
 from blog.accounts.models import User
 from blog.admin import audit as _audit  # noqa: F401  (records order moves from any domain)
-from blog.admin import reports, services
-from blog.admin.forms import ActionForm, DiscountForm, OrderStatusForm, ShippingForm
+from blog.admin import products, reports, services
+from blog.admin.forms import ActionForm, DiscountForm, OrderStatusForm, ProductForm, ShippingForm
 from blog.database import CENT, paginate
 from blog.extensions import db, login_manager
 from blog.posts.models import Comment, Post
-from blog.shop import orders
-from blog.shop.models import (Discount, FixedAmountDiscount, OrderStatus, PercentageDiscount,
-                              ShippingMethod)
+from blog.shop import images, orders
+from blog.shop.models import (Category, Discount, FixedAmountDiscount, OrderStatus, PercentageDiscount,
+                              Product, ShippingMethod)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -55,6 +55,105 @@ def dashboard() -> str:
         low_stock=reports.low_stock(10), members=reports.newest_members(5),
         comments=reports.newest_comments(5),
     )
+
+
+# --- products --------------------------------------------------------------------------------
+
+
+@bp.route("/products")
+def product_list() -> str:
+    q = request.args.get("q", "").strip()[:100]
+    category_id = request.args.get("category", type=int)
+    active = {"yes": True, "no": False}.get(request.args.get("active", ""))
+    page = paginate(products.product_list(q, category_id, active), "ORDERS_PER_PAGE")
+    categories = db.session.scalars(db.select(Category).order_by(Category.name)).all()
+    return render_template("admin/products.html", page=page, q=q, categories=categories,
+                           category_id=category_id, active=request.args.get("active", ""),
+                           form=ActionForm(formdata=None))
+
+
+def _variant_rows(form: ProductForm, product: Product | None) -> list[products.VariantInput]:
+    """What the form says the variants are: the filled rows of the variants section, or else
+    the single variant given by the top-level price and stock."""
+    rows = [entry.form for entry in form.variants
+            if (entry.form.label.data or "").strip() or entry.form.price.data is not None]
+    if rows:
+        missing = [row for row in rows if row.price.data is None or row.stock.data is None]
+        if missing:
+            raise services.AdminError("Every variant needs a price and a stock.", "variants")
+        return [products.VariantInput(int(row.id.data) if (row.id.data or "").isdigit() else None,
+                                      row.label.data or "", row.sku.data or "",
+                                      row.price.data.quantize(CENT), row.stock.data) for row in rows]
+    if form.price.data is None or form.stock.data is None:
+        raise services.AdminError("Give the price and the stock.", "price")
+    only = product.variants[0] if product is not None and len(product.variants) == 1 else None
+    return [products.VariantInput(only.id if only else None, only.label if only else "",
+                                  (only.sku or "") if only else "", form.price.data.quantize(CENT),
+                                  form.stock.data)]
+
+
+@bp.route("/products/new", methods=["GET", "POST"], defaults={"product_id": None})
+@bp.route("/products/<int:product_id>/edit", methods=["GET", "POST"])
+def edit_product(product_id: int | None) -> Response | str:
+    product = (products.get_product(product_id) or abort(404)) if product_id else None
+    form = ProductForm()
+    if request.method == "GET":
+        _fill_product_form(form, product)
+    elif form.validate_on_submit():
+        new_image = None
+        try:
+            variants = _variant_rows(form, product)
+            upload = form.image.data
+            if upload and getattr(upload, "filename", ""):
+                new_image = images.save_product_image(upload)
+            old_image = product.image if product else None
+            saved = products.save_product(
+                product, name=form.name.data, description=form.description.data or "",
+                category=form.category.data or "", active=form.active.data, variants=variants,
+                reason=form.reason.data or "", image=new_image)
+        except (services.AdminError, images.ImageError) as error:
+            images.delete_product_image(new_image)
+            field = getattr(form, error.field) if error.field in ("price", "reason", "image") else None
+            (field.errors if field is not None else form.form_errors).append(error.message)
+        else:
+            if new_image and old_image and old_image != new_image:
+                images.delete_product_image(old_image)
+            flash(f"{saved.name} saved.", "success")
+            return redirect(url_for("admin.edit_product", product_id=saved.id))
+    return render_template("admin/product_form.html", form=form, product=product,
+                           categories=db.session.scalars(db.select(Category.name)
+                                                         .order_by(Category.name)).all())
+
+
+def _fill_product_form(form: ProductForm, product: Product | None) -> None:
+    if product is None:
+        for _ in range(2):
+            form.variants.append_entry()
+        return
+    form.name.data, form.description.data = product.name, product.description
+    form.category.data = product.category.name if product.category else ""
+    form.active.data = product.active
+    if len(product.variants) == 1:
+        form.price.data, form.stock.data = product.variants[0].price, product.variants[0].stock
+    else:
+        for variant in product.variants:
+            form.variants.append_entry({"id": str(variant.id), "label": variant.label,
+                                        "sku": variant.sku or "", "price": variant.price,
+                                        "stock": variant.stock})
+    for _ in range(2):
+        form.variants.append_entry()
+
+
+@bp.route("/products/<int:product_id>/delete", methods=["POST"])
+def retire_product(product_id: int) -> Response:
+    product = products.get_product(product_id) or abort(404)
+    outcome = products.retire_product(product)
+    if outcome == "deleted":
+        images.delete_product_image(product.image)
+        flash(f"{product.name} was deleted.", "success")
+    else:
+        flash(f"{product.name} has been ordered, so it was deactivated rather than deleted.", "info")
+    return redirect(url_for("admin.product_list"))
 
 
 # --- orders ----------------------------------------------------------------------------------
