@@ -166,3 +166,14 @@ def test_product_list_filters_and_statements(app: Flask, client: Any, admin: Any
     for n in range(6):
         make_product(f"More {n}", [("A", "1.00", 1), ("B", "2.00", 2)], category=f"C{n}")
     assert page_statements(client, "/admin/products").count == before == 4  # user, count, page, categories
+
+
+def test_single_variant_product_becomes_several(app: Flask, client: Any, admin: Any) -> None:
+    _form(client)
+    product = _product(app)
+    _form(client, f"/admin/products/{product.id}/edit", price="", stock="", reason="Split by size", **{
+        "variants-0-label": "A5", "variants-0-price": "12.50", "variants-0-stock": "4",
+        "variants-1-label": "A4", "variants-1-price": "15.00", "variants-1-stock": "6"})
+    after = _product(app)
+    assert [(v.id == product.variants[0].id, v.label, v.stock) for v in after.variants] == [
+        (True, "A5", 4), (False, "A4", 6)]

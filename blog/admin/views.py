@@ -81,9 +81,15 @@ def _variant_rows(form: ProductForm, product: Product | None) -> list[products.V
         missing = [row for row in rows if row.price.data is None or row.stock.data is None]
         if missing:
             raise services.AdminError("Every variant needs a price and a stock.", "variants")
-        return [products.VariantInput(int(row.id.data) if (row.id.data or "").isdigit() else None,
-                                      row.label.data or "", row.sku.data or "",
-                                      row.price.data.quantize(CENT), row.stock.data) for row in rows]
+        inputs = [products.VariantInput(int(row.id.data) if (row.id.data or "").isdigit() else None,
+                                        row.label.data or "", row.sku.data or "",
+                                        row.price.data.quantize(CENT), row.stock.data) for row in rows]
+        if (product is not None and len(product.variants) == 1
+                and all(item.id is None for item in inputs)):
+            # A single-variant product becoming several: its variant becomes the first row,
+            # so no unlabelled leftover stays on sale beside the new ones.
+            inputs[0].id = product.variants[0].id
+        return inputs
     if form.price.data is None or form.stock.data is None:
         raise services.AdminError("Give the price and the stock.", "price")
     only = product.variants[0] if product is not None and len(product.variants) == 1 else None
