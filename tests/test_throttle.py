@@ -25,7 +25,7 @@ from blog.accounts import services
 from blog.accounts.models import LoginAttempt
 from blog.database import transaction, utcnow
 from blog.extensions import db
-from tests.conftest import PASSWORD, TEST_REDIS_URL, AuthActions, csrf_token
+from tests.conftest import PASSWORD, TEST_REDIS_URL, csrf_token
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 THROTTLED = "Too many failed login attempts."

@@ -20,7 +20,6 @@ from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
 from blog.admin.audit import diff, record
 from blog.admin.models import AuditEvent
 from blog.database import escape_like, transaction
-from blog.extensions import db
 from blog.posts.models import Comment, Post
 from blog.shop import orders
 from blog.shop.models import Discount, Order, ShippingMethod

@@ -20,7 +20,7 @@ from flask import current_app, session as web_session
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from blog.accounts.models import User
 from blog.accounts.services import user_registered
