@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Flask, abort, current_app, request
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import BigInteger, DateTime, MetaData, Select, event
+from sqlalchemy import BigInteger, DateTime, MetaData, Select, event, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm import registry as Registry
@@ -193,6 +193,27 @@ MAX_PAGE = 100_000
 def escape_like(text: str) -> str:
     """Make ``%``, ``_`` and the escape character itself literal in a LIKE pattern."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` (trimmed) anywhere, its wildcards taken literally;
+    use with ``escape="\\"``."""
+    return f"%{escape_like(text.strip())}%"
+
+
+def unique_slug(column: Any, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``… whichever ``column`` does not hold yet (one query).
+    A concurrent insert can still take it first; the column's unique constraint decides."""
+    from blog.extensions import db
+
+    taken = set(db.session.scalars(select(column).where(
+        or_(column == base, column.like(escape_like(base) + "-%", escape="\\")))))
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
 
 
 def paginate(stmt: Select[Any], per_page_setting: str) -> Pagination:

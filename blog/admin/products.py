@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload, with_expression
 
 from blog.admin.audit import diff, record
 from blog.admin.services import AdminError
-from blog.database import escape_like, transaction
+from blog.database import contains_pattern, transaction, unique_slug
 from blog.extensions import db
 from blog.shop.models import Category, OrderItem, Product, Variant
 from blog.text import slugify
@@ -46,7 +46,7 @@ def product_list(q: str = "", category_id: int | None = None, active: bool | Non
                         .where(Variant.product_id == Product.id).correlate(Product).scalar_subquery()),
     ).order_by(Product.name, Product.id)
     if q.strip():
-        pattern = f"%{escape_like(q.strip())}%"
+        pattern = contains_pattern(q)
         stmt = stmt.where(or_(Product.name.ilike(pattern, escape="\\"),
                               Product.slug.ilike(pattern, escape="\\"),
                               Product.variants.any(Variant.sku.ilike(pattern, escape="\\"))))
@@ -76,18 +76,6 @@ def category_named(session: Session, name: str) -> Category | None:
     return category
 
 
-def _unique_slug(session: Session, name: str) -> str:
-    base = slugify(name, 200, fallback="product")
-    taken = set(session.scalars(select(Product.slug).where(or_(
-        Product.slug == base, Product.slug.like(escape_like(base) + "-%", escape="\\")))))
-    if base not in taken:
-        return base
-    number = 2
-    while f"{base}-{number}" in taken:
-        number += 1
-    return f"{base}-{number}"
-
-
 def save_product(product: Product | None, *, name: str, description: str, category: str,
                  active: bool, variants: list[VariantInput], reason: str = "",
                  image: str | None = None) -> Product:
@@ -105,7 +93,7 @@ def save_product(product: Product | None, *, name: str, description: str, catego
     try:
         with transaction() as session:
             if product is None:
-                product = Product(slug=_unique_slug(session, name))
+                product = Product(slug=unique_slug(Product.slug, slugify(name, 200, fallback="product")))
                 session.add(product)
             old_category = product.category.name if product.category else None
             product.name = name.strip()

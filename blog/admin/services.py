@@ -19,7 +19,7 @@ from blog.accounts import services as accounts
 from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
 from blog.admin.audit import diff, record
 from blog.admin.models import AuditEvent
-from blog.database import escape_like, transaction
+from blog.database import contains_pattern, transaction
 from blog.posts.models import Comment, Post
 from blog.shop import orders
 from blog.shop.models import Discount, Order, ShippingMethod
@@ -35,10 +35,6 @@ class AdminError(Exception):
         self.field = field
 
 
-def _like(text: str) -> str:
-    return f"%{escape_like(text.strip())}%"
-
-
 # --- orders --------------------------------------------------------------------------------
 
 
@@ -50,7 +46,7 @@ def order_list(status: str = "", q: str = "") -> Select[Any]:
     if status:
         stmt = stmt.where(Order.status == status)
     if q.strip():
-        pattern = _like(q)
+        pattern = contains_pattern(q)
         stmt = stmt.outerjoin(User, User.id == Order.user_id).where(or_(
             Order.number.ilike(pattern, escape="\\"), Order.full_name.ilike(pattern, escape="\\"),
             User.username.ilike(pattern, escape="\\"), User.email.ilike(pattern, escape="\\")))
@@ -72,7 +68,7 @@ def member_list(q: str = "") -> Select[Any]:
     stmt = select(User).options(selectinload(User.roles)).order_by(User.created_at.desc(),
                                                                      User.id.desc())
     if q.strip():
-        pattern = _like(lookup_key(q))
+        pattern = contains_pattern(lookup_key(q))
         stmt = stmt.where(or_(User.username_key.like(pattern, escape="\\"),
                               User.email_key.like(pattern, escape="\\")))
     return stmt

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 
 from blog.accounts.models import User
-from blog.database import escape_like, transaction, utcnow
+from blog.database import contains_pattern, transaction, unique_slug, utcnow
 from blog.database import paginate as paginate_by
 from blog.extensions import db
 from blog.posts.models import Comment, Post, Tag, follows, likes
@@ -113,7 +113,7 @@ def feed_for(user: User) -> Select[Any]:
 def search_posts(query: str) -> Select[Any]:
     """Published posts whose title or body contains ``query``, ignoring case. The user's
     text is a bound parameter with LIKE's wildcards escaped, so ``%`` and ``_`` are literal."""
-    pattern = f"%{escape_like(query.strip())}%"
+    pattern = contains_pattern(query)
     return published_posts().where(or_(Post.title.ilike(pattern, escape="\\"),
                                        Post.body.ilike(pattern, escape="\\")))
 
@@ -154,19 +154,6 @@ def is_following(follower_id: int, followed_id: int) -> bool:
 # --- writing ----------------------------------------------------------------------------
 
 
-def _unique_slug(title: str) -> str:
-    base = slugify(title)
-    taken = set(db.session.scalars(
-        select(Post.slug).where(or_(Post.slug == base, Post.slug.like(escape_like(base) + "-%", escape="\\")))
-    ))
-    if base not in taken:
-        return base
-    number = 2
-    while f"{base}-{number}" in taken:
-        number += 1
-    return f"{base}-{number}"
-
-
 def _tags_named(names: list[str]) -> list[Tag]:
     """The tags called ``names``, creating missing ones; a tag created concurrently by another
     request is picked up instead of failing (savepoint around each insert)."""
@@ -204,7 +191,7 @@ def create_post(author: User, title: str, body: str, tags: str, publish: bool) -
     for attempt in range(3):
         try:
             with transaction() as session:
-                post = Post(author_id=author.id, slug=_unique_slug(title))
+                post = Post(author_id=author.id, slug=unique_slug(Post.slug, slugify(title)))
                 session.add(post)
                 _apply(post, title, body, parse_tags(tags), publish)
                 session.flush()

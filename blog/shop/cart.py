@@ -70,14 +70,19 @@ def current_cart() -> Cart | None:
     return db.session.scalar(_with_lines(select(Cart).where(clause)))
 
 
+def _fresh_cart(session: Session, clause: Any) -> Cart | None:
+    """The cart ``clause`` names, with its lines, re-read inside the write transaction
+    (objects loaded earlier in the request may be stale)."""
+    if clause is None:
+        return None
+    return session.scalar(_with_lines(select(Cart).where(clause))
+                          .execution_options(populate_existing=True))
+
+
 def _cart_for_writing(session: Session) -> Cart:
     """The visitor's cart, made if missing (a visitor's first add, or a member who registered
     before the shop existed). Lines are read fresh: this runs inside the write transaction."""
-    clause = _owner_clause()
-    cart = None
-    if clause is not None:
-        cart = session.scalar(_with_lines(select(Cart).where(clause))
-                              .execution_options(populate_existing=True))
+    cart = _fresh_cart(session, _owner_clause())
     if cart is not None:
         return cart
     if current_user.is_authenticated:
@@ -180,10 +185,7 @@ def update_item(product_id: int, variant_id: int | None, quantity: int) -> None:
         remove_item(product_id, variant_id)
         return
     with transaction() as session:
-        clause = _owner_clause()
-        cart = session.scalar(_with_lines(select(Cart).where(clause))
-                              .execution_options(populate_existing=True)) if clause is not None else None
-        item = _line_for(cart, product_id, variant_id)
+        item = _line_for(_fresh_cart(session, _owner_clause()), product_id, variant_id)
         _check_quantity(item.variant, quantity)
         item.quantity = quantity
         item.unit_price = item.variant.price
@@ -192,9 +194,7 @@ def update_item(product_id: int, variant_id: int | None, quantity: int) -> None:
 def remove_item(product_id: int, variant_id: int | None) -> None:
     """Take a line out of the visitor's cart."""
     with transaction() as session:
-        clause = _owner_clause()
-        cart = session.scalar(_with_lines(select(Cart).where(clause))
-                              .execution_options(populate_existing=True)) if clause is not None else None
+        cart = _fresh_cart(session, _owner_clause())
         cart.items.remove(_line_for(cart, product_id, variant_id))  # type: ignore[union-attr]
 
 
@@ -218,11 +218,9 @@ def merge_guest_cart(user: User) -> MergeResult | None:
         return None
     result = MergeResult()
     with transaction() as session:
-        guest = session.scalar(_with_lines(select(Cart).where(Cart.token_hash == _hash(token)))
-                               .execution_options(populate_existing=True))
+        guest = _fresh_cart(session, Cart.token_hash == _hash(token))
         if guest is not None:
-            cart = session.scalar(_with_lines(select(Cart).where(Cart.user_id == user.id))
-                                  .execution_options(populate_existing=True))
+            cart = _fresh_cart(session, Cart.user_id == user.id)
             if cart is None:
                 cart = Cart(user_id=user.id)
                 session.add(cart)

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 
-from blog.database import escape_like
+from blog.database import contains_pattern
 from blog.extensions import db
 from blog.shop.models import Category, Product, Variant
 
@@ -61,7 +61,7 @@ def catalogue(q: str = "", category: Category | None = None, sort: str = "newest
         )
     )
     if q.strip():
-        pattern = f"%{escape_like(q.strip())}%"
+        pattern = contains_pattern(q)
         stmt = stmt.where(or_(Product.name.ilike(pattern, escape="\\"),
                               Product.description.ilike(pattern, escape="\\")))
     if category is not None:
