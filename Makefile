@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install install-test db-upgrade clean
+.PHONY: run test lint install install-test db-upgrade clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,13 @@ run: db-upgrade
 	$(BIN)/flask seed --if-empty
 	FLASK_SESSION_COOKIE_SECURE=false $(BIN)/flask run --host $(HOST) --port $(PORT)
 
-# The suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
-test: install-test
+# ruff (style, imports, likely bugs) and mypy (types of blog/); configured in pyproject.toml.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Lint, then the suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+test: lint
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL: $$TEST_DATABASE_URL"; \

@@ -17,8 +17,7 @@ from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from blog.config import (WEAK_SECRETS, DefaultConfig, engine_options, normalize_database_url,
-                         read_environment)
+from blog.config import WEAK_SECRETS, DefaultConfig, engine_options, normalize_database_url, read_environment
 from blog.database import init_database, start_counting, stop_counting
 from blog.extensions import csrf, db, limiter, login_manager, migrate
 from blog.security import reject_nul_bytes, set_security_headers

@@ -42,7 +42,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -58,8 +58,18 @@ from blog.posts.models import Comment, Post, Tag, follows, likes, post_tags
 from blog.posts.rendering import excerpt_of, render_markdown
 from blog.security import check_password, hash_password
 from blog.shop.checkout import _NUMBER_ALPHABET
-from blog.shop.models import (Cart, Category, Discount, Order, OrderItem, OrderStatus,
-                              PercentageDiscount, Product, ShippingMethod, Variant)
+from blog.shop.models import (
+    Cart,
+    Category,
+    Discount,
+    Order,
+    OrderItem,
+    OrderStatus,
+    PercentageDiscount,
+    Product,
+    ShippingMethod,
+    Variant,
+)
 from blog.shop.pricing import ZERO, compute_totals, parse_rate
 from blog.text import slugify
 
@@ -142,13 +152,13 @@ class SeedResult:
         statuses = ", ".join(f"{self.counts[status]} {status}" for status in OrderStatus.ALL)
         return [
             f"Added with --seed {self.seed}{took}:",
-            f"  {n('users', 'member')} ({n('admins', 'admin')}, {self.counts['inactive']} "
-            f"deactivated), {n('follows', 'follow')}",
-            f"  {n('posts', 'post')} ({n('drafts', 'draft')}), {n('tags', 'tag')}, "
-            f"{n('comments', 'comment')}, {n('likes', 'like')}",
-            f"  {n('categories', 'category', 'categories')}, {n('products', 'product')} with "
+            (f"  {n('users', 'member')} ({n('admins', 'admin')}, {self.counts['inactive']} "
+            f"deactivated), {n('follows', 'follow')}"),
+            (f"  {n('posts', 'post')} ({n('drafts', 'draft')}), {n('tags', 'tag')}, "
+            f"{n('comments', 'comment')}, {n('likes', 'like')}"),
+            (f"  {n('categories', 'category', 'categories')}, {n('products', 'product')} with "
             f"{n('variants', 'variant')}, {n('shipping_methods', 'shipping method')}, "
-            f"discount code {self.discount_code}",
+            f"discount code {self.discount_code}"),
             f"  {n('orders', 'order')} ({statuses})",
             *login_lines(self.admin_username, self.admin_password,
                          self.member_username, self.member_password),
@@ -306,8 +316,8 @@ CODE_SNIPPETS = (
     "```text\nsection 1: 4 sheets, folded twice\nsection 2: 4 sheets, folded twice\n```\n",
 )
 TABLES = (
-    "| Paper | Weight | Verdict |\n|---|---|---|\n| Cotton rag | 300 gsm | Lovely |\n"
-    "| Recycled | 90 gsm | Fine for proofs |\n",
+    ("| Paper | Weight | Verdict |\n|---|---|---|\n| Cotton rag | 300 gsm | Lovely |\n"
+    "| Recycled | 90 gsm | Fine for proofs |\n"),
     "| Day | Pages |\n|---|--:|\n| Monday | 4 |\n| Tuesday | 0 |\n| Wednesday | 11 |\n",
 )
 COMMENT_SENTENCES = (
@@ -407,7 +417,7 @@ class _BodyPool:
         # it is computed once per distinct run of leading blocks that holds comfortably more
         # text than that (the margin covers the spaces between blocks).
         text_length = 0
-        for count, part in enumerate(chosen, 1):
+        for count, part in enumerate(chosen, 1):  # noqa: B007 (read after the loop)
             text_length += len(part[2]) + 1
             if text_length > 320:
                 break
@@ -542,7 +552,7 @@ class _Seeder:
             # About one member in twenty has been deactivated, for the admin's member list.
             people.append((f"{first}_{last}", f"{first.title()} {last.title()}", rng.random() >= 0.05))
         rows = []
-        for index, (base, full_name, active) in enumerate(people):
+        for index, (base, _full_name, active) in enumerate(people):
             username = usernames.claim(base, lambda name: f"{name}@example.com" not in emails)
             created = self._ago(rng, 760, 1100)
             rows.append({"username": username, "username_key": lookup_key(username),
@@ -550,11 +560,11 @@ class _Seeder:
                          "email_key": f"{lookup_key(username)}@example.com",
                          "password_hash": admin_hash if index == 0 else member_hash,
                          "active": active, "created_at": created, "updated_at": created})
-        ids = dict((key, user_id) for user_id, key in
-                   self._insert(_users, rows, _users.c.id, _users.c.username_key))
+        ids = {key: user_id for user_id, key in
+                   self._insert(_users, rows, _users.c.id, _users.c.username_key)}
         self.members = [_Member(ids[row["username_key"]], row["username"], full_name,
                                 row["active"], row["created_at"])
-                        for row, (_, full_name, _) in zip(rows, people)]
+                        for row, (_, full_name, _) in zip(rows, people, strict=True)]
 
         session.execute(insert(user_roles), [{"user_id": self.members[0].id, "role_id": admin_role}])
         # Registration gives every member a cart; so does seeding.
@@ -604,7 +614,7 @@ class _Seeder:
 
         slugs = _Claims(session.scalars(select(Post.slug)))
 
-        counts = dict(posts=0, drafts=0, comments=0, likes=0)
+        counts = {"posts": 0, "drafts": 0, "comments": 0, "likes": 0}
         for start in range(0, self.sizes.posts, CHUNK_SIZE):
             size = min(CHUNK_SIZE, self.sizes.posts - start)
             posts = []
@@ -624,8 +634,8 @@ class _Seeder:
                               "body_html": body_html, "excerpt": excerpt, "published": published,
                               "published_at": published_at, "author_id": author.id,
                               "created_at": created, "updated_at": created})
-            ids = dict((slug, post_id) for post_id, slug in
-                       self._insert(_posts, posts, _posts.c.id, _posts.c.slug))
+            ids = {slug: post_id for post_id, slug in
+                       self._insert(_posts, posts, _posts.c.id, _posts.c.slug)}
 
             tags_rows, comment_rows, like_rows = [], [], []
             for post in posts:  # in generation order, so the draws do not depend on ids
@@ -696,14 +706,14 @@ class _Seeder:
                 sku = skus.claim(f"{sku_base}-{slugify(label).upper()}" if label else sku_base)
                 variant_specs.append((slug, {"label": label, "sku": sku, "price": _money(cents),
                                              "stock": stock}))
-        product_ids = dict((slug, product_id) for product_id, slug in self._insert(
-            _products, products, _products.c.id, _products.c.slug))
+        product_ids = {slug: product_id for product_id, slug in self._insert(
+            _products, products, _products.c.id, _products.c.slug)}
         names = {product["slug"]: product["name"] for product in products}
         variants = [{"product_id": product_ids[slug], **spec} for slug, spec in variant_specs]
-        variant_ids = dict((sku, variant_id) for variant_id, sku in self._insert(
-            _variants, variants, _variants.c.id, _variants.c.sku))
+        variant_ids = {sku: variant_id for variant_id, sku in self._insert(
+            _variants, variants, _variants.c.id, _variants.c.sku)}
         sold = [{**variant, "id": variant_ids[variant["sku"]], "product_name": names[slug]}
-                for (slug, _), variant in zip(variant_specs, variants)]
+                for (slug, _), variant in zip(variant_specs, variants, strict=True)]
         self.counts.update(products=len(products), variants=len(variants))
         self.progress(len(products))
 
@@ -749,10 +759,10 @@ class _Seeder:
             picked = rng.sample(variants, min(len(variants), rng.choice((1, 1, 2, 2, 3, 4))))
             quantities = [rng.choice((1, 1, 1, 1, 2, 2, 3)) for _ in picked]
             method_id, method_name, shipping_price = rng.choice(methods)
-            subtotal = sum((v["price"] * q for v, q in zip(picked, quantities)), ZERO)
+            subtotal = sum((v["price"] * q for v, q in zip(picked, quantities, strict=True)), ZERO)
             use_discount = rng.random() < 0.25
             off = discount["rule"].amount_off(subtotal) if use_discount else ZERO
-            totals = compute_totals([(v["price"], q) for v, q in zip(picked, quantities)],
+            totals = compute_totals([(v["price"], q) for v, q in zip(picked, quantities, strict=True)],
                                     shipping_price, off, rate)
             discounted += use_discount
             low, high = STATUS_AGE_DAYS[status]
@@ -779,11 +789,11 @@ class _Seeder:
             lines.append([{"variant_id": v["id"], "product_id": v["product_id"],
                            "product_name": v["product_name"], "variant_label": v["label"],
                            "sku": v["sku"], "unit_price": v["price"], "quantity": q}
-                          for v, q in zip(picked, quantities)])
-        order_ids = dict((number, order_id) for order_id, number in self._insert(
-            _orders, orders, _orders.c.id, _orders.c.number))
+                          for v, q in zip(picked, quantities, strict=True)])
+        order_ids = {number: order_id for order_id, number in self._insert(
+            _orders, orders, _orders.c.id, _orders.c.number)}
         self._insert(_order_items, [{"order_id": order_ids[order["number"]], **line}
-                                    for order, order_lines in zip(orders, lines)
+                                    for order, order_lines in zip(orders, lines, strict=True)
                                     for line in order_lines])
         if discounted:
             # History: the code's use count matches the orders that used it.
@@ -826,7 +836,7 @@ def seed_site(sizes: SeedSizes, *, seed: int, admin_password: str = DEMO_PASSWOR
         if len(password) < minimum:
             raise SeedError(f"Passwords must have at least {minimum} characters.")
     if anchor is None:
-        anchor = datetime.combine(utcnow().date(), time(), tzinfo=timezone.utc)
+        anchor = datetime.combine(utcnow().date(), time(), tzinfo=UTC)
     if anchor.tzinfo is None:
         raise SeedError("The anchor must be timezone-aware.")
 

@@ -344,7 +344,8 @@ def test_change_password_validation(client, make_user, auth, app, data, message)
     auth.login()
     fields = {"current_password": PASSWORD, "new_password": "new password 1", "confirm": "new password 1"}
     fields.update(data)
-    response = client.post("/auth/password", data={"csrf_token": csrf_token(client, "/auth/password"), **fields})
+    response = client.post("/auth/password",
+                           data={"csrf_token": csrf_token(client, "/auth/password"), **fields})
     assert response.status_code == 200
     assert message in field_errors(response)
     with app.app_context():

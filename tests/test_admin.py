@@ -19,7 +19,8 @@ from blog.extensions import db
 from blog.shop.models import Discount, Order, ShippingMethod, Variant
 from tests.conftest import csrf_token, page_statements
 
-GET_ROUTES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/orders", "/admin/users", "/admin/comments", "/admin/posts",
+GET_ROUTES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/orders", "/admin/users",
+              "/admin/comments", "/admin/posts",
               "/admin/discounts", "/admin/discounts/new", "/admin/shipping", "/admin/shipping/new",
               "/admin/audit"]
 
@@ -182,7 +183,7 @@ def test_audit_event_rolls_back_with_its_change(app: Flask, placed: Any) -> None
 def _age_orders(app: Flask, days_ago: list[int], statuses: list[str]) -> None:
     with app.app_context(), transaction() as session:
         ids = list(session.scalars(select(Order.id).order_by(Order.id)))
-        for order_id, ago, status in zip(ids, days_ago, statuses):
+        for order_id, ago, status in zip(ids, days_ago, statuses, strict=True):
             session.execute(update(Order).where(Order.id == order_id).values(
                 created_at=utcnow() - timedelta(days=ago), status=status))
 

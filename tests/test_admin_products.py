@@ -43,7 +43,8 @@ def _product(app: Flask, name: str = "Field Notes") -> Product:
 
 def _events(app: Flask) -> list[tuple[str, str, str]]:
     with app.app_context():
-        return [(e.entity_type, e.action, e.note) for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+        return [(e.entity_type, e.action, e.note)
+                for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
 
 
 def test_products_need_an_admin(client: Any, auth: Any, make_user: Any) -> None:
@@ -72,7 +73,8 @@ def test_create_with_variants_and_an_existing_category(app: Flask, client: Any, 
     make_product("Other", category="Clothes")
     _form(client, name="Shirt", category="clothes", price="", stock="", **{
         "variants-0-label": "M", "variants-0-sku": "SH-M", "variants-0-price": "20", "variants-0-stock": "4",
-        "variants-1-label": "L", "variants-1-sku": "SH-L", "variants-1-price": "22.00", "variants-1-stock": "0"})
+        "variants-1-label": "L", "variants-1-sku": "SH-L", "variants-1-price": "22.00",
+        "variants-1-stock": "0"})
     product = _product(app, "Shirt")
     assert [(v.label, v.sku, v.price, v.stock) for v in product.variants] == [
         ("M", "SH-M", Decimal("20.00"), 4), ("L", "SH-L", Decimal("22.00"), 0)]

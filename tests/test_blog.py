@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from blog.accounts.models import User
 from blog.database import transaction
@@ -407,17 +408,17 @@ def test_nobody_follows_themselves(client, cast, app):
     assert response.status_code == 302
     assert "You cannot follow yourself." in text_of(client.get(response.headers["Location"]))
     assert count(app, follows) == 0
-    with app.app_context():  # and the database refuses it too
-        with pytest.raises(Exception):
-            with transaction() as session:
-                session.execute(follows.insert().values(follower_id=1, followed_id=1,
-                                                        created_at=services.utcnow()))
+    # and the database refuses it too
+    with app.app_context(), pytest.raises(IntegrityError), transaction() as session:
+        session.execute(follows.insert().values(follower_id=1, followed_id=1,
+                                                    created_at=services.utcnow()))
 
 
 def test_follow_unknown_member_is_404_and_feed_needs_login(client, cast):
     assert client.get("/feed").status_code == 302
     AuthActions(client).login("bob")
-    assert client.post("/users/nobody/follow", data={"csrf_token": csrf_token(client, "/")}).status_code == 404
+    response = client.post("/users/nobody/follow", data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 404
 
 
 # --- lists, pagination, search ---------------------------------------------------------------

@@ -40,7 +40,7 @@ def run_together(workers: list[Callable[[], Any]]) -> list[Any]:
         barrier.wait()
         try:
             results[index] = workers[index]()
-        except BaseException as error:  # reported by the test, not lost in the thread
+        except BaseException as error:  # noqa: BLE001 - reported by the test, not lost in the thread
             results[index] = error
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(workers))]
@@ -91,7 +91,7 @@ def test_twenty_buyers_for_five_units(committed_app: Flask) -> None:
     clients = [_buyer(app, f"buyer{n}", variant_id) for n in range(20)]
     forms = [_checkout_form(client, shipping_id) for client in clients]
 
-    responses = run_together([_post(client, form) for client, form in zip(clients, forms)])
+    responses = run_together([_post(client, form) for client, form in zip(clients, forms, strict=True)])
 
     errors = [r for r in responses if isinstance(r, BaseException) or r.status_code >= 500]
     assert not errors, errors
@@ -130,11 +130,11 @@ def test_discount_limited_to_three_uses_is_used_three_times(committed_app: Flask
         variant_id = create_product("Zine", [("", "10.00", 100)]).variants[0].id
         shipping_id = create_shipping().id
         with transaction() as session:
-            session.add(PercentageDiscount(code="THREE", percent=Decimal("50"), usage_limit=3))
+            session.add(PercentageDiscount(code="THREE", percent=Decimal(50), usage_limit=3))
     clients = [_buyer(app, f"reader{n}", variant_id) for n in range(10)]
     forms = [_checkout_form(client, shipping_id, discount_code="three") for client in clients]
 
-    responses = run_together([_post(client, form) for client, form in zip(clients, forms)])
+    responses = run_together([_post(client, form) for client, form in zip(clients, forms, strict=True)])
 
     errors = [r for r in responses if isinstance(r, BaseException) or r.status_code >= 500]
     assert not errors, errors

@@ -153,7 +153,7 @@ def flask_environment(instance: Path, database: Path) -> dict[str, str]:
 
 
 def run_flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(FLASK), *args], cwd=REPOSITORY_ROOT, env=env,
+    return subprocess.run([str(FLASK), *args], check=False, cwd=REPOSITORY_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -168,14 +168,14 @@ def upgraded(tmp_path_factory):
 
 
 def test_flask_db_upgrade_from_repository_root(upgraded):
-    env, database, result = upgraded
+    _env, database, result = upgraded
     assert result.returncode == 0, result.stderr
     assert "Running upgrade" in result.stderr
     assert database.exists()
 
 
 def test_flask_db_check_finds_models_and_migrations_in_step(upgraded):
-    env, database, upgrade = upgraded
+    env, _database, upgrade = upgraded
     assert upgrade.returncode == 0, upgrade.stderr
     result = run_flask(env, "db", "check")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -183,7 +183,7 @@ def test_flask_db_check_finds_models_and_migrations_in_step(upgraded):
 
 
 def test_upgrade_seeds_the_admin_role_and_no_users(upgraded):
-    env, database, upgrade = upgraded
+    _env, database, upgrade = upgraded
     assert upgrade.returncode == 0, upgrade.stderr
     engine = create_engine(f"sqlite:///{database}")
     try:

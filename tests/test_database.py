@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, inspect, select, text
@@ -14,7 +14,6 @@ from sqlalchemy.exc import OperationalError, StatementError
 from blog.accounts.models import LoginAttempt, User
 from blog.database import count_statements, transaction, utcnow
 from blog.extensions import db
-
 from tests.conftest import TEST_DATABASE_URL
 
 sqlite_only = pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite behaviour")
@@ -65,7 +64,7 @@ def test_timestamps_are_aware_utc_on_the_way_back(app):
         db.session.flush()
         db.session.expire_all()
         loaded = db.session.get(LoginAttempt, row.id)
-        assert loaded.created_at == datetime(2026, 5, 1, 12, 30, tzinfo=timezone.utc)
+        assert loaded.created_at == datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
         assert loaded.created_at.tzinfo is not None
         assert loaded.created_at.utcoffset() == timedelta(0)
 
@@ -104,40 +103,36 @@ def test_updated_at_moves_on_update(app, make_user):
 
 
 def test_transaction_commits_for_other_connections(committed_app):
-    with committed_app.app_context():
-        with transaction() as session:
-            session.add(attempt("committed"))
+    with committed_app.app_context(), transaction() as session:
+        session.add(attempt("committed"))
     with committed_app.app_context():  # a new session, a new connection from the pool
         assert count_attempts() == 1
 
 
 def test_transaction_rolls_back_and_reraises(app):
     with app.app_context():
-        with pytest.raises(RuntimeError, match="boom"):
-            with transaction() as session:
-                session.add(attempt())
-                session.flush()
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError, match="boom"), transaction() as session:
+            session.add(attempt())
+            session.flush()
+            raise RuntimeError("boom")
         assert count_attempts() == 0
 
 
 def test_nested_transactions_join_the_outer_one(app):
     with app.app_context():
-        with pytest.raises(RuntimeError):
-            with transaction() as session:
-                with transaction():
-                    session.add(attempt("inner"))
-                assert session.in_transaction()  # the inner block did not commit
-                raise RuntimeError("outer fails")
+        with pytest.raises(RuntimeError), transaction() as session:
+            with transaction():
+                session.add(attempt("inner"))
+            assert session.in_transaction()  # the inner block did not commit
+            raise RuntimeError("outer fails")
         assert count_attempts() == 0
 
 
 def test_changes_made_outside_a_service_transaction_are_refused(app):
     with app.app_context():
         db.session.add(attempt())
-        with pytest.raises(RuntimeError, match="outside a service transaction"):
-            with transaction():
-                pass
+        with pytest.raises(RuntimeError, match="outside a service transaction"), transaction():
+            pass
         db.session.rollback()
 
 
@@ -165,12 +160,11 @@ def test_sqlite_connections_are_tuned(app):
 
 
 def _hold_write_lock(app, locked: threading.Event, release: threading.Event) -> None:
-    with app.app_context():
-        with transaction() as session:
-            session.add(attempt("holder"))
-            session.flush()
-            locked.set()
-            release.wait(10)
+    with app.app_context(), transaction() as session:
+        session.add(attempt("holder"))
+        session.flush()
+        locked.set()
+        release.wait(10)
 
 
 @sqlite_only
@@ -191,9 +185,8 @@ def test_read_then_write_without_begin_immediate_fails_at_once(committed_app):
 
 
 def _write_one(app) -> None:
-    with app.app_context():
-        with transaction() as session:
-            session.add(attempt("other"))
+    with app.app_context(), transaction() as session:
+        session.add(attempt("other"))
 
 
 @sqlite_only
@@ -213,7 +206,7 @@ def test_write_transactions_begin_immediate_and_queue(committed_app):
                 count_attempts()  # the request reads first, as a real one does
                 with transaction() as session:
                     session.add(attempt("second"))
-        except BaseException as error:  # pragma: no cover - reported below
+        except BaseException as error:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(error)
 
     waiter = threading.Thread(target=second_writer)
@@ -235,9 +228,8 @@ def test_count_statements_counts_queries_not_transaction_control(app):
     with app.app_context():
         with count_statements() as outer:
             db.session.execute(text("SELECT 1"))
-            with count_statements() as inner:
-                with transaction() as session:
-                    session.add(attempt())
+            with count_statements() as inner, transaction() as session:
+                session.add(attempt())
             db.session.execute(text("SELECT 2"))
         assert inner.count == 1  # the INSERT; BEGIN/SAVEPOINT/COMMIT are not counted
         assert outer.count == 3

@@ -74,9 +74,8 @@ def test_writes_flushed_outside_a_service_are_refused(app):
         db.session.add(LoginAttempt(account_key="sneaky", ip_address="x"))
         db.session.scalar(select(func.count()).select_from(LoginAttempt))  # autoflushes the insert
         assert not db.session.new
-        with pytest.raises(RuntimeError, match="outside a service transaction"):
-            with transaction():
-                pass
+        with pytest.raises(RuntimeError, match="outside a service transaction"), transaction():
+            pass
         db.session.rollback()
         with transaction() as session:  # after the rollback, services work again
             session.add(LoginAttempt(account_key="fine", ip_address="x"))

@@ -47,16 +47,14 @@ def fresh_app(empty_database_url: str) -> Iterator[Flask]:
 
 def drift(app: Flask) -> list:
     """What autogenerate would still write: empty means the migrations match the models."""
-    with app.app_context():
-        with db.engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            return compare_metadata(context, db.metadata)
+    with app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata)
 
 
 def table_names(app: Flask) -> set[str]:
-    with app.app_context():
-        with db.engine.connect() as connection:
-            return set(inspect(connection).get_table_names())
+    with app.app_context(), db.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
 
 
 def test_upgrade_builds_the_schema_with_no_drift(fresh_app):

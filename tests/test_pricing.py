@@ -14,10 +14,16 @@ from sqlalchemy import func, select, text
 
 from blog.database import transaction
 from blog.extensions import db
-from blog.shop.models import (Cart, CartItem, FixedAmountDiscount, OrderItem, PercentageDiscount,
-                              Variant)
-from blog.shop.pricing import (Totals, compute_totals, format_money, parse_money, parse_rate,
-                               round_cents, tax_on)
+from blog.shop.models import Cart, CartItem, FixedAmountDiscount, OrderItem, PercentageDiscount, Variant
+from blog.shop.pricing import (
+    Totals,
+    compute_totals,
+    format_money,
+    parse_money,
+    parse_rate,
+    round_cents,
+    tax_on,
+)
 
 cents = st.integers(min_value=0, max_value=10_000_000)
 amounts = cents.map(lambda c: Decimal(c).scaleb(-2).quantize(Decimal("0.01")))
@@ -58,7 +64,7 @@ def test_sql_aggregates_come_back_as_money(app: Flask, make_product: Any) -> Non
 
 
 @pytest.mark.parametrize(("amount", "text_"), [
-    (Decimal("1234.5"), "$1,234.50"), (Decimal("0"), "$0.00"), (Decimal("-5"), "-$5.00"),
+    (Decimal("1234.5"), "$1,234.50"), (Decimal(0), "$0.00"), (Decimal(-5), "-$5.00"),
     (Decimal("1000000.01"), "$1,000,000.01"), (None, "")])
 def test_format_money(amount: Decimal | None, text_: str) -> None:
     assert format_money(amount) == text_
@@ -88,7 +94,7 @@ def test_parse_money_refuses(text_: str) -> None:
         parse_money(text_)
 
 
-@pytest.mark.parametrize(("value", "rate"), [(0, Decimal("0")), ("0.2", Decimal("0.2")),
+@pytest.mark.parametrize(("value", "rate"), [(0, Decimal(0)), ("0.2", Decimal("0.2")),
                                              (0.0825, Decimal("0.0825"))])
 def test_parse_rate(value: Any, rate: Decimal) -> None:
     assert parse_rate(value) == rate
@@ -106,7 +112,7 @@ def test_rounding_is_half_up_once() -> None:
     assert tax_on(Decimal("34.20"), Decimal("0.0825")) == Decimal("2.82")
     # Three lines whose per-line tax would each round up: once per order is a cent less.
     lines = [(Decimal("0.10"), 1)] * 3
-    assert compute_totals(lines, Decimal("0"), Decimal("0"), Decimal("0.05")).tax == Decimal("0.02")
+    assert compute_totals(lines, Decimal(0), Decimal(0), Decimal("0.05")).tax == Decimal("0.02")
 
 
 @given(lines=st.lists(st.tuples(amounts, st.integers(1, 20)), min_size=1, max_size=10),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,12 +24,21 @@ from blog.posts.services import normalize_tag
 from blog.security import check_password
 from blog.seed import DEMO_PASSWORD, REFUSAL, SeedError, SeedSizes, seed_site
 from blog.shop.checkout import _NUMBER_ALPHABET
-from blog.shop.models import (Cart, Category, Discount, Order, OrderItem, OrderStatus, Product,
-                              ShippingMethod, Variant)
+from blog.shop.models import (
+    Cart,
+    Category,
+    Discount,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Product,
+    ShippingMethod,
+    Variant,
+)
 from blog.shop.pricing import ZERO, round_cents, tax_on
 
 SMALL = ["--users", "8", "--posts", "24", "--products", "10", "--orders", "20"]
-ANCHOR = datetime(2026, 1, 1, tzinfo=timezone.utc)
+ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture

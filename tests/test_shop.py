@@ -476,7 +476,8 @@ def test_checkout_form_validation(app: Flask, client: Any, shop: Any, buyer: Any
         "/shop/checkout", data={"csrf_token": _token(client), "checkout_token": token,
                                 "shipping_method": buyer["post"].id, **ADDRESS})
     assert response.status_code == 200
-    assert 'class="errors"' in response.get_data(as_text=True) or "form-errors" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert 'class="errors"' in html or "form-errors" in html
     assert _order(app) is None
     assert variant_stock(app, buyer["mug"].variants[0].id) == 5
 

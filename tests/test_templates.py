@@ -15,9 +15,8 @@ PAGER = '{% from "macros/pagination.html" import pagination %}{{ pagination(page
 
 
 def add_attempts(app, count):
-    with app.app_context():
-        with transaction() as session:
-            session.add_all(LoginAttempt(account_key=f"k{i}", ip_address="x") for i in range(count))
+    with app.app_context(), transaction() as session:
+        session.add_all(LoginAttempt(account_key=f"k{i}", ip_address="x") for i in range(count))
 
 
 def render_pager(app, path, per_page=2):
@@ -59,7 +58,8 @@ def test_base_layout_navigation(client, make_user, auth):
     auth.login()
     html = client.get("/").get_data(as_text=True)
     assert 'href="/users/alice"' in html
-    assert re.search(r'<form class="inline" method="post" action="/auth/logout">\s*<input id="csrf_token"', html)
+    assert re.search(r'<form class="inline" method="post" action="/auth/logout">\s*'
+                     r'<input id="csrf_token"', html)
 
 
 def test_flashed_messages_are_shown(client, make_user, auth):

@@ -80,11 +80,10 @@ def test_address_is_throttled_across_accounts(client, make_user, app):
 def test_attempts_older_than_the_window_do_not_count(client, make_user, app):
     user = make_user("alice")
     window = app.config["LOGIN_THROTTLE_WINDOW_SECONDS"]
-    with app.app_context():
-        with transaction() as session:
-            for _ in range(5):
-                session.add(LoginAttempt(account_key=f"user:{user.id}", ip_address="127.0.0.1",
-                                         created_at=utcnow() - timedelta(seconds=window + 60)))
+    with app.app_context(), transaction() as session:
+        for _ in range(5):
+            session.add(LoginAttempt(account_key=f"user:{user.id}", ip_address="127.0.0.1",
+                                     created_at=utcnow() - timedelta(seconds=window + 60)))
     assert login_as(client, "alice", "wrong password").status_code == 200
     with app.app_context():  # the stale rows were purged on the way
         assert db.session.scalar(select(func.count()).select_from(LoginAttempt)) == 1

@@ -134,7 +134,10 @@ def _save_variants(session: Session, product: Product, rows: list[VariantInput],
             raise AdminError("Say why the stock changed (a count, a delivery, damage…).", "reason")
         session.flush()
         if changes:
-            action = "create" if row.id is None else ("adjust_stock" if set(changes) == {"stock"} else "update")
+            if row.id is None:
+                action = "create"
+            else:
+                action = "adjust_stock" if set(changes) == {"stock"} else "update"
             record("variant", variant.sku or f"{product.slug}/{variant.label or variant.id}", action,
                    changes, note=reason.strip() if "stock" in changes and not new else "")
 

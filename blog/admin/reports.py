@@ -8,7 +8,7 @@ shipping and tax), by the UTC day it was placed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from blog.shop.models import Order, OrderItem, OrderStatus, Product, Variant
 from blog.shop.pricing import ZERO
 
 
-class utc_date(GenericFunction[date]):  # noqa: N801  (SQL function names are lower-case)
+class utc_date(GenericFunction[date]):
     """The UTC calendar day of a timestamp: ``date(ts)`` on SQLite, which stores UTC, and
     ``date(ts AT TIME ZONE 'UTC')`` on PostgreSQL, whose session time zone may be anything."""
 
@@ -77,7 +77,7 @@ def revenue_per_day(days: int = 30, today: date | None = None) -> list[DayRevenu
 
 
 def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def orders_by_status() -> dict[str, tuple[int, Decimal]]:

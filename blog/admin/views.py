@@ -3,7 +3,7 @@ visitors), checked once for the whole blueprint."""
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -19,8 +19,15 @@ from blog.database import CENT, paginate
 from blog.extensions import db, login_manager
 from blog.posts.models import Comment, Post
 from blog.shop import images, orders
-from blog.shop.models import (Category, Discount, FixedAmountDiscount, OrderStatus, PercentageDiscount,
-                              Product, ShippingMethod)
+from blog.shop.models import (
+    Category,
+    Discount,
+    FixedAmountDiscount,
+    OrderStatus,
+    PercentageDiscount,
+    Product,
+    ShippingMethod,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -265,7 +272,7 @@ def discount_list() -> str:
 
 
 def _aware(value: Any) -> Any:
-    return value.replace(tzinfo=timezone.utc) if value is not None else None
+    return value.replace(tzinfo=UTC) if value is not None else None
 
 
 @bp.route("/discounts/new", methods=["GET", "POST"], defaults={"discount_id": None})
@@ -283,7 +290,8 @@ def edit_discount(discount_id: int | None) -> Response | str:
             "code": form.code.data.strip().upper(), "active": form.active.data,
             "starts_at": _aware(form.starts_at.data), "ends_at": _aware(form.ends_at.data),
             "usage_limit": form.usage_limit.data,
-            "min_subtotal": form.min_subtotal.data.quantize(CENT) if form.min_subtotal.data is not None else None,
+            "min_subtotal": (form.min_subtotal.data.quantize(CENT)
+                             if form.min_subtotal.data is not None else None),
             "percent": value if percentage else None, "amount": None if percentage else value,
         }
         target = discount
@@ -316,7 +324,8 @@ def edit_shipping(method_id: int | None) -> Response | str:
     if form.validate_on_submit():
         target = method or ShippingMethod()
         try:
-            services.save_shipping(target, {"name": form.name.data.strip(), "price": form.price.data.quantize(CENT),
+            services.save_shipping(target, {"name": form.name.data.strip(),
+                                            "price": form.price.data.quantize(CENT),
                                             "active": form.active.data}, new=method is None)
         except services.AdminError as error:
             form.name.errors.append(error.message)

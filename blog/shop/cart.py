@@ -16,7 +16,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, session as web_session
+from flask import current_app
+from flask import session as web_session
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError

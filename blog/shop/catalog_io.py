@@ -143,7 +143,7 @@ def read_csv(lines: Iterable[str]) -> list[RawRow]:
                 # Kept as a row so that it is reported with its line number, not fatal.
                 rows.append(RawRow(line, {}, f"has {len(values)} fields, expected {len(columns)}"))
                 continue
-            rows.append(RawRow(line, dict(zip(columns, values))))
+            rows.append(RawRow(line, dict(zip(columns, values, strict=True))))
     except UnicodeDecodeError:
         raise CatalogFileError("the file is not UTF-8 text") from None
     except csv.Error as error:
@@ -474,8 +474,8 @@ def import_rows(rows: Sequence[RawRow], *,
                     continue
                 earlier = first_line.setdefault((row.slug, row.label), row.line)
                 if earlier != row.line:
-                    result.skipped.append((row.line, f"duplicate of line {earlier} (same slug "
-                                                     f"{row.slug!r} and variant {row.label!r})"))
+                    result.skipped.append((row.line, (f"duplicate of line {earlier} (same slug "
+                                                     f"{row.slug!r} and variant {row.label!r})")))
                     continue
                 valid.append(row)
             if valid:

@@ -35,8 +35,7 @@ from sqlalchemy.orm import Session, joinedload
 from blog.accounts.models import User
 from blog.database import transaction, utcnow
 from blog.extensions import db
-from blog.shop.models import (Cart, CartItem, Discount, Order, OrderItem, OrderStatus, ShippingMethod,
-                              Variant)
+from blog.shop.models import Cart, CartItem, Discount, Order, OrderItem, OrderStatus, ShippingMethod, Variant
 from blog.shop.pricing import ZERO, Totals, compute_totals, parse_rate
 from blog.shop.services import ShopError
 

@@ -290,7 +290,7 @@ def _decode(data: bytes, *, max_pixels: int, longest: int) -> Image.Image:
             source.draft(None, fit(source.size, longest))
             source.load()
             return _normalize(source, longest)
-        except Exception:  # noqa: BLE001
+        except Exception:
             # Pillow's decoders signal bad input with many types (OSError for a truncated
             # file, SyntaxError, ValueError, struct.error, IndexError...). Whichever it is,
             # the uploader's answer is the same; the file is refused, nothing is stored.

@@ -15,9 +15,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, ClassVar
 
-from sqlalchemy import (CheckConstraint, ForeignKey, Index, Numeric, String, Text, UniqueConstraint,
-                        literal, select, type_coerce)
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    literal,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
@@ -217,7 +228,7 @@ class Discount(TimestampMixin, db.Model):
     percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     amount: Mapped[Decimal | None]
 
-    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_abstract": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_on": "kind", "polymorphic_abstract": True}
 
     def amount_off(self, subtotal: Decimal) -> Decimal:
         """How much this code takes off ``subtotal`` (never more than the subtotal)."""
@@ -247,7 +258,7 @@ class Discount(TimestampMixin, db.Model):
 class PercentageDiscount(Discount):
     """So many percent off the subtotal, rounded half-up to the cent."""
 
-    __mapper_args__ = {"polymorphic_identity": "percentage"}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "percentage"}
 
     def amount_off(self, subtotal: Decimal) -> Decimal:
         return min(subtotal, round_cents(subtotal * (self.percent or 0) / 100))
@@ -260,7 +271,7 @@ class PercentageDiscount(Discount):
 class FixedAmountDiscount(Discount):
     """A fixed amount off the subtotal (never below zero)."""
 
-    __mapper_args__ = {"polymorphic_identity": "fixed"}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "fixed"}
 
     def amount_off(self, subtotal: Decimal) -> Decimal:
         return min(subtotal, self.amount or ZERO)

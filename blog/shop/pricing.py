@@ -43,7 +43,7 @@ def parse_money(text: str | int | Decimal) -> Decimal:
         raise ValueError(f"{text!r} is not an amount of money") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"{text!r} is not an amount of money")
-    if amount >= Decimal("10000000"):
+    if amount >= Decimal(10000000):
         raise ValueError(f"{text!r} is too large")
     if amount != amount.quantize(CENT):
         raise ValueError(f"{text!r} has fractions of a cent")
