@@ -2,6 +2,10 @@
 
 ``create_app()`` builds the application in small steps, each a ``register_*`` function, so a
 reader can find where anything is wired up.
+
+The steps import the domains (views, services, listeners) inside their bodies: every
+``import blog.<module>`` runs this file first, so importing a low module such as
+``blog.extensions`` or ``blog.database`` must not load the domains above it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_request_hooks(app)  # first, so timing and counting wrap every other hook
     register_extensions(app)
     register_blueprints(app)
+    register_listeners(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -150,7 +155,7 @@ def register_blueprints(app: Flask) -> None:
     from blog.admin.views import bp as admin_bp
     from blog.health import bp as health_bp
     from blog.posts.views import bp as posts_bp
-    from blog.shop.images import bp as images_bp
+    from blog.shop.uploads import bp as images_bp
     from blog.shop.views import bp as shop_bp
 
     app.register_blueprint(posts_bp)
@@ -159,6 +164,28 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(health_bp)
+
+
+def register_listeners(app: Flask) -> None:
+    """Connect every reaction of one domain to another's event, all of them here.
+
+    A lower domain announces what happened with a signal sent inside its transaction; the
+    higher domain that cares listens, so dependencies keep pointing down. Each listener is
+    connected for this app as sender: two apps in one process each get their own reactions,
+    and connecting again for the same app changes nothing (blinker keeps one connection per
+    receiver and sender), so nothing fires twice.
+    """
+    from flask_login import user_logged_in
+
+    from blog.accounts.services import user_registered
+    from blog.admin.audit import record_order_status
+    from blog.shop.cart import create_member_cart
+    from blog.shop.orders import order_status_changed
+    from blog.shop.views import merge_cart_on_login
+
+    user_registered.connect(create_member_cart, sender=app)  # a new member gets a cart
+    user_logged_in.connect(merge_cart_on_login, sender=app)  # a visitor's cart joins theirs
+    order_status_changed.connect(record_order_status, sender=app)  # every move is audited
 
 
 def register_request_hooks(app: Flask) -> None:

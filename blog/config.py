@@ -87,7 +87,8 @@ class DefaultConfig:
     #: At or below this many, a product page says "Only N left".
     SHOP_LOW_STOCK = 3
 
-    # Product images (blog/shop/images.py): checked, re-encoded as WebP and served by the app.
+    # Product images (blog/shop/images.py): checked, re-encoded as WebP and served by the app
+    # (blog/shop/uploads.py).
     #: Folder of the stored images; None means ``<instance>/uploads``.
     UPLOAD_FOLDER: str | None = None
     #: The largest image file accepted, in bytes (5 MiB); of a larger one, no more than this

@@ -1,10 +1,13 @@
-"""The database layer every domain builds on.
+"""The database layer every domain builds on. It imports nothing of Inkwell, so that
+:mod:`blog.extensions` can build ``db`` on ``Base``; helpers that use the session
+(``transaction()``, ``paginate()``, ``unique_slug()``) live one floor up, in
+:mod:`blog.database_session`.
 
 - ``Base``: the declarative base, with a naming convention so constraints get the same,
   predictable names on SQLite and PostgreSQL (migrations can then refer to them by name).
 - ``UTCDateTime`` and ``TimestampMixin``: timezone-aware UTC timestamps on both databases.
 - ``Money``: amounts as ``Decimal`` in Python, integer minor units (cents) in the database.
-- ``transaction()``: how a service function owns its transaction.
+- ``escape_like()``, ``contains_pattern()``: LIKE patterns that take user text literally.
 - Engine set-up: SQLite pragmas and ``BEGIN IMMEDIATE`` for write transactions, statement
   counting per request (and for tests), and a slow-statement warning.
 """
@@ -19,13 +22,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from flask import Flask, abort, current_app, request
-from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import BigInteger, DateTime, MetaData, Select, event, or_, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from flask import Flask
+from sqlalchemy import BigInteger, DateTime, MetaData, event
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm import registry as Registry
 from sqlalchemy.types import TypeDecorator
 
@@ -125,69 +127,21 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# --- transactions -------------------------------------------------------------------------
+# --- SQLite write transactions ---------------------------------------------------------------
 
-# True while a service transaction is starting: the SQLite "begin" hook then takes the write
-# lock at once (BEGIN IMMEDIATE) instead of on the first write.
-_begin_immediate: ContextVar[bool] = ContextVar("inkwell_begin_immediate", default=False)
-
-# Session.info keys: inside a service transaction; the open transaction has flushed writes.
-_IN_SERVICE = "inkwell_in_service_transaction"
-_WROTE = "inkwell_transaction_wrote"
+#: True while a service transaction is starting: the SQLite "begin" hook then takes the write
+#: lock at once (BEGIN IMMEDIATE) instead of on the first write. Set by
+#: :func:`blog.database_session.transaction`.
+begin_immediate: ContextVar[bool] = ContextVar("inkwell_begin_immediate", default=False)
 
 
-@event.listens_for(Session, "after_flush")
-def _remember_write(session: Session, flush_context: Any) -> None:
-    session.info[_WROTE] = True
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched: the conditional updates that take stock or
+    move an order read it to learn whether they won."""
+    return cast(CursorResult[Any], result).rowcount
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_write(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:  # the outermost transaction ended: committed or rolled back
-        session.info.pop(_WROTE, None)
-
-
-@contextmanager
-def transaction() -> Iterator[Session]:
-    """Run a service's unit of work: commit on success, roll back and re-raise on failure.
-
-    A read-only transaction the request already has open (loading the current user, say) is
-    ended first, so the write transaction starts fresh. On SQLite it then begins with
-    ``BEGIN IMMEDIATE``: a transaction that reads and later writes would otherwise fail at
-    once with "database is locked" when another connection wrote in between, ignoring the
-    busy timeout. With the write lock taken up front, concurrent writers queue instead.
-
-    Nested calls join the outer transaction, so services can call each other.
-    """
-    from blog.extensions import db  # extensions imports this module for Base
-
-    session = db.session()  # the request's Session itself, not the scoped proxy
-    if session.info.get(_IN_SERVICE):
-        yield session
-        return
-    if session.in_transaction():
-        # Writes already flushed (autoflush included) began without the write lock: refuse
-        # rather than commit them as if they were part of this unit of work.
-        if session.new or session.dirty or session.deleted or session.info.get(_WROTE):
-            raise RuntimeError("changes were made outside a service transaction")
-        session.commit()
-    immediate = _begin_immediate.set(True)
-    session.info[_IN_SERVICE] = True
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.info.pop(_IN_SERVICE, None)
-        _begin_immediate.reset(immediate)
-
-
-# --- queries shared by every domain's list pages -------------------------------------------
-
-#: Pages beyond this are 404 without asking the database (a huge OFFSET is a slow query).
-MAX_PAGE = 100_000
+# --- LIKE patterns ------------------------------------------------------------------------
 
 
 def escape_like(text: str) -> str:
@@ -199,34 +153,6 @@ def contains_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` (trimmed) anywhere, its wildcards taken literally;
     use with ``escape="\\"``."""
     return f"%{escape_like(text.strip())}%"
-
-
-def unique_slug(column: Any, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``… whichever ``column`` does not hold yet (one query).
-    A concurrent insert can still take it first; the column's unique constraint decides."""
-    from blog.extensions import db
-
-    taken = set(db.session.scalars(select(column).where(
-        or_(column == base, column.like(escape_like(base) + "-%", escape="\\")))))
-    if base not in taken:
-        return base
-    number = 2
-    while f"{base}-{number}" in taken:
-        number += 1
-    return f"{base}-{number}"
-
-
-def paginate(stmt: Select[Any], per_page_setting: str) -> Pagination:
-    """One page of ``stmt`` for the request's ``?page=``, sized by the setting named
-    ``per_page_setting``. Text that is not a number means page 1; zero, negative, absurdly
-    large or past-the-end pages are 404."""
-    from blog.extensions import db
-
-    page = request.args.get("page", 1, type=int)
-    if not 1 <= page <= MAX_PAGE:
-        abort(404)
-    return db.paginate(stmt, page=page, per_page=current_app.config[per_page_setting],
-                       error_out=True, count=True)
 
 
 # --- statement counting -------------------------------------------------------------------
@@ -319,7 +245,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Straight to the driver: transaction control is not a statement worth counting.
-        verb = "BEGIN IMMEDIATE" if _begin_immediate.get() else "BEGIN"
+        verb = "BEGIN IMMEDIATE" if begin_immediate.get() else "BEGIN"
         conn.connection.driver_connection.execute(verb)  # type: ignore[union-attr]
 
 

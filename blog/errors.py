@@ -1,4 +1,5 @@
-"""Error pages: HTML, friendly, never a traceback."""
+"""Errors: what a service raises when it cannot do what was asked, and the HTML error pages
+(friendly, never a traceback)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,21 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from blog.extensions import db
 
 log = logging.getLogger("inkwell.errors")
+
+
+class ServiceError(Exception):
+    """A request a service cannot carry out, changing nothing; ``message`` is for the person
+    who asked, ``field`` names the form field it is about (None: the form as a whole).
+
+    Each domain subclasses it (``AccountError``, ``BlogError``, ``ShopError``,
+    ``AdminError``), so a view catches its own domain's failures; :func:`blog.forms.show_error`
+    puts one on a form.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
 
 MESSAGES = {
     400: "The request could not be understood. Please go back and try again.",

@@ -1,8 +1,11 @@
 """Flask extensions, created unbound here and bound to an app in ``create_app``.
 
 Keeping them in one module lets models, services and views import them without importing
-the application (and without circular imports).
+the application (and without circular imports). This module imports only
+:mod:`blog.database`, which imports nothing of Inkwell.
 """
+
+from typing import TYPE_CHECKING
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -20,3 +23,10 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
+
+if TYPE_CHECKING:
+    # db.Model is made at run time from Base (the model_class above), which mypy cannot
+    # follow; to the type checker every model is simply a Base.
+    Model = Base
+else:
+    Model = db.Model

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import bcrypt
-from flask import Response, abort, current_app, request
+from flask import abort, current_app, request
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from blog.extensions import login_manager
 

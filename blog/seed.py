@@ -52,7 +52,8 @@ from sqlalchemy.orm import Session
 
 from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
 from blog.database import log as sql_log
-from blog.database import transaction, utcnow
+from blog.database import utcnow
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.posts.models import Comment, Post, Tag, follows, likes, post_tags
 from blog.posts.rendering import excerpt_of, render_markdown

@@ -214,7 +214,7 @@ def create_product(name: str, variants: list[tuple[str, str, int]] | None = None
     transaction (inside an app context). Default: one unlabelled variant at 10.00, 5 in stock."""
     from decimal import Decimal
 
-    from blog.database import transaction
+    from blog.database_session import transaction
     from blog.shop.models import Category, Product, Variant
     from blog.text import slugify
 
@@ -234,7 +234,7 @@ def create_product(name: str, variants: list[tuple[str, str, int]] | None = None
 def create_shipping(name: str = "Post", price: str = "5.00", active: bool = True) -> Any:
     from decimal import Decimal
 
-    from blog.database import transaction
+    from blog.database_session import transaction
     from blog.shop.models import ShippingMethod
 
     with transaction() as session:

@@ -14,7 +14,8 @@ from sqlalchemy import func, select, update
 
 from blog.admin import reports
 from blog.admin.models import AuditEvent
-from blog.database import transaction, utcnow
+from blog.database import utcnow
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.models import Discount, Order, ShippingMethod, Variant
 from tests.conftest import csrf_token, page_statements

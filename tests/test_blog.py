@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from blog.accounts.models import User
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.posts import services
 from blog.posts.models import Comment, Post, Tag, follows, likes

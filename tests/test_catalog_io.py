@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from blog.database import count_statements, transaction
+from blog.database import count_statements
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop import catalog_io
 from blog.shop.catalog_io import COLUMNS

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from blog.accounts import services as accounts
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.models import Cart, CartItem, Discount, Order, PercentageDiscount, Variant
 from tests.conftest import ADDRESS, PASSWORD, AuthActions, create_product, create_shipping, csrf_token

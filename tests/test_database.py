@@ -12,7 +12,8 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import OperationalError, StatementError
 
 from blog.accounts.models import LoginAttempt, User
-from blog.database import count_statements, transaction, utcnow
+from blog.database import count_statements, utcnow
+from blog.database_session import transaction
 from blog.extensions import db
 from tests.conftest import TEST_DATABASE_URL
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from blog.accounts import services
 from blog.accounts.models import LoginAttempt
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db, login_manager
 from tests.conftest import PASSWORD, csrf_token, dispose, make_config
 

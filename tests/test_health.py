@@ -141,7 +141,7 @@ def test_healthz_is_exempt_from_rate_limits(database_url, tiny_limits):
 def test_healthz_has_no_rate_limit_headers(client):
     """No limit applies to it, so it advertises none."""
     response = client.get("/healthz")
-    assert not any(name.startswith("X-RateLimit") for name in response.headers)
+    assert not any(name.startswith("X-RateLimit") for name, _value in response.headers)
 
 
 # --- request log ---------------------------------------------------------------------------

@@ -16,20 +16,19 @@ from flask import Flask
 from PIL import Image, ImageCms
 from werkzeug.datastructures import FileStorage
 
-from blog.database import count_statements, transaction
+from blog.database import count_statements
+from blog.database_session import transaction
+from blog.shop.errors import ShopError
 from blog.shop.images import (
-    CACHE_CONTROL,
     ImageError,
     delete_product_image,
     image_size,
-    image_url,
     is_stored_name,
     save_product_image,
-    stored_image,
     thumbnail_name,
 )
 from blog.shop.models import Product
-from blog.shop.services import ShopError
+from blog.shop.uploads import CACHE_CONTROL, image_url, stored_image
 from tests.conftest import create_product, page_statements
 
 NAME = re.compile(r"[0-9a-f]{32}-(\d+)x(\d+)\.webp")

@@ -8,11 +8,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop import orders
+from blog.shop.errors import ShopError
 from blog.shop.models import Order, OrderStatus, Variant
-from blog.shop.services import ShopError
 
 ALLOWED = {
     ("pending", "paid"), ("pending", "cancelled"),

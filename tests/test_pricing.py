@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.models import Cart, CartItem, FixedAmountDiscount, OrderItem, PercentageDiscount, Variant
 from blog.shop.pricing import (

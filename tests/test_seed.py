@@ -16,7 +16,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import aliased
 
 from blog.accounts.models import Role, User, user_roles
-from blog.database import count_statements, transaction, utcnow
+from blog.database import count_statements, utcnow
+from blog.database_session import transaction
 from blog.extensions import db
 from blog.posts.models import Comment, Post, Tag, follows, likes, post_tags
 from blog.posts.rendering import excerpt_of, render_markdown

@@ -266,7 +266,7 @@ def test_cart_warns_when_a_price_changed(app: Flask, client: Any, shop: Any, mak
 
 
 def _set_price(app: Flask, variant_id: int, price: str) -> None:
-    from blog.database import transaction
+    from blog.database_session import transaction
     with app.app_context(), transaction() as session:
         session.get(Variant, variant_id).price = Decimal(price)
 
@@ -318,7 +318,7 @@ def test_merge_caps_at_stock_and_twice_changes_nothing(app: Flask, client: Any, 
 
 
 def _set_stock(app: Flask, variant_id: int, stock: int) -> None:
-    from blog.database import transaction
+    from blog.database_session import transaction
     with app.app_context(), transaction() as session:
         session.get(Variant, variant_id).stock = stock
 
@@ -415,7 +415,7 @@ def test_tax_is_charged_on_the_discounted_subtotal(app: Flask, shop: Any, buyer:
 
 def _discount(app: Flask, code: str, *, percent: str | None = None, amount: str | None = None,
               **fields: Any) -> int:
-    from blog.database import transaction
+    from blog.database_session import transaction
     from blog.shop.models import FixedAmountDiscount, PercentageDiscount
     with app.app_context(), transaction() as session:
         if percent is not None:
@@ -501,7 +501,7 @@ def test_out_of_stock_says_which_item_and_changes_nothing(app: Flask, shop: Any,
 
 
 def test_deactivated_product_in_cart_blocks_checkout(app: Flask, shop: Any, buyer: Any) -> None:
-    from blog.database import transaction
+    from blog.database_session import transaction
     with app.app_context(), transaction() as session:
         session.get(Product, buyer["mug"].id).active = False
     response = shop.checkout(buyer["post"])
@@ -520,7 +520,7 @@ def test_same_checkout_token_twice_gives_one_order(app: Flask, client: Any, shop
 
 def test_order_keeps_its_snapshot_when_the_product_changes(app: Flask, client: Any, shop: Any,
                                                            buyer: Any) -> None:
-    from blog.database import transaction
+    from blog.database_session import transaction
     shop.checkout(buyer["post"])
     order = _order(app)
     with app.app_context(), transaction() as session:
@@ -544,7 +544,7 @@ def test_price_at_purchase_is_the_current_price(app: Flask, client: Any, shop: A
 def test_database_refuses_a_total_that_does_not_add_up(app: Flask, buyer: Any, shop: Any) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from blog.database import transaction
+    from blog.database_session import transaction
     shop.checkout(buyer["post"])
     order = _order(app)
     with app.app_context(), pytest.raises(IntegrityError), transaction() as session:
@@ -554,7 +554,7 @@ def test_database_refuses_a_total_that_does_not_add_up(app: Flask, buyer: Any, s
 def test_database_refuses_negative_stock(app: Flask, make_product: Any) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from blog.database import transaction
+    from blog.database_session import transaction
     product = make_product("Mug", [("", "8.00", 1)])
     with app.app_context(), pytest.raises(IntegrityError), transaction() as session:
         session.get(Variant, product.variants[0].id).stock = -1
@@ -696,7 +696,7 @@ def test_member_without_a_cart_gets_one_on_first_add(app: Flask, auth: Any, shop
     """Members who registered before the shop existed (the migration gives them one too)."""
     from sqlalchemy import delete
 
-    from blog.database import transaction
+    from blog.database_session import transaction
     user = make_user("alice")
     with app.app_context(), transaction() as session:
         session.execute(delete(Cart).where(Cart.user_id == user.id))
@@ -708,7 +708,7 @@ def test_member_without_a_cart_gets_one_on_first_add(app: Flask, auth: Any, shop
 
 def test_merge_drops_lines_no_longer_for_sale(app: Flask, client: Any, auth: Any, shop: Any,
                                               make_user: Any, make_product: Any) -> None:
-    from blog.database import transaction
+    from blog.database_session import transaction
     make_user("alice")
     mug = make_product("Mug", [("", "8.00", 5)])
     pen = make_product("Pen", [("", "2.00", 5)])

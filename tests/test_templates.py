@@ -8,7 +8,7 @@ from flask import render_template_string
 from sqlalchemy import select
 
 from blog.accounts.models import LoginAttempt
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db
 
 PAGER = '{% from "macros/pagination.html" import pagination %}{{ pagination(page, "blog.index") }}'

@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 
 from blog.accounts import services
 from blog.accounts.models import LoginAttempt
-from blog.database import transaction, utcnow
+from blog.database import utcnow
+from blog.database_session import transaction
 from blog.extensions import db
 from tests.conftest import PASSWORD, TEST_REDIS_URL, csrf_token
 

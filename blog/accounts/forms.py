@@ -41,7 +41,3 @@ class PasswordForm(FlaskForm):
     confirm = PasswordField("Repeat new password", validators=[
         DataRequired(), EqualTo("new_password", message="The passwords do not match."),
     ])
-
-
-class LogoutForm(FlaskForm):
-    """No fields: it carries the CSRF token so logout cannot be triggered by another site."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from flask_login import UserMixin
 from sqlalchemy import Column, ForeignKey, Index, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from blog.database import TimestampMixin, utcnow
-from blog.extensions import db
+from blog.extensions import Model, db
 
 ADMIN = "admin"
 
@@ -26,7 +27,7 @@ user_roles = Table(
 )
 
 
-class Role(db.Model):
+class Role(Model):
     """A named capability set; ``admin`` is created by the first migration."""
 
     __tablename__ = "roles"
@@ -39,7 +40,7 @@ class Role(db.Model):
         return f"<Role {self.name}>"
 
 
-class User(UserMixin, TimestampMixin, db.Model):
+class User(UserMixin, TimestampMixin, Model):
     """A member. Username and email are unique without regard to case.
 
     ``username_key`` and ``email_key`` hold the lower-cased values and carry the unique
@@ -66,8 +67,9 @@ class User(UserMixin, TimestampMixin, db.Model):
     )
 
     # The login token this request is authenticated by, set by the user loader. Deliberately
-    # not annotated: it is a plain attribute, not a column.
-    current_session_token = None
+    # not annotated (SQLAlchemy would take an annotation for a column); the cast gives the
+    # type checker its type.
+    current_session_token = cast("str | None", None)
 
     @validates("username", "email")
     def _keep_key_in_step(self, name: str, value: str) -> str:
@@ -97,7 +99,7 @@ class User(UserMixin, TimestampMixin, db.Model):
         return f"<User {self.username}>"
 
 
-class UserSession(db.Model):
+class UserSession(Model):
     """One login: the server-side record a session or remember cookie points at.
 
     Only a SHA-256 of the token is stored, so a copy of the database cannot be turned into
@@ -118,7 +120,7 @@ class UserSession(db.Model):
     user: Mapped[User] = relationship(back_populates="sessions")
 
 
-class LoginAttempt(db.Model):
+class LoginAttempt(Model):
     """A login attempt that has not (yet) succeeded, for throttling.
 
     Rows live in the database so that every worker process and host sees the same counts.

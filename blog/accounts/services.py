@@ -1,6 +1,6 @@
 """Account use cases: registration, login with throttling, logout, passwords, deactivation.
 
-Each function that writes owns its transaction through :func:`blog.database.transaction`
+Each function that writes owns its transaction through :func:`blog.database_session.transaction`
 and reports failure as an :class:`AccountError` that views turn into form messages.
 """
 
@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from blog.accounts.models import LoginAttempt, Role, User, UserSession, lookup_key
-from blog.database import transaction, utcnow
+from blog.database import utcnow
+from blog.database_session import transaction
+from blog.errors import ServiceError
 from blog.extensions import db
 from blog.security import check_password, check_password_of_nobody, hash_password, hash_rounds
 
@@ -29,13 +31,8 @@ _signals = Namespace()
 user_registered = _signals.signal("user-registered")
 
 
-class AccountError(Exception):
+class AccountError(ServiceError):
     """A request about an account that cannot be carried out; ``field`` names the form field."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 class DuplicateAccount(AccountError):
@@ -139,7 +136,7 @@ def create_user(username: str, email: str, password: str, roles: tuple[str, ...]
                 raise AccountError(f"Unknown role in {sorted(roles)}.")
             session.add(user)
             session.flush()
-            user_registered.send(current_app._get_current_object(), user=user)
+            user_registered.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     except IntegrityError as error:
         field = "email" if "email" in str(error.orig) else "username"
         raise DuplicateAccount(_DUPLICATE_MESSAGES[field], field) from error

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from blog.accounts import services
-from blog.accounts.forms import LoginForm, LogoutForm, PasswordForm, RegisterForm
+from blog.accounts.forms import LoginForm, PasswordForm, RegisterForm
 from blog.extensions import limiter
+from blog.forms import ButtonForm, show_error
 from blog.security import safe_next_url
 
 bp = Blueprint("auth", __name__)
 
 
-def _client() -> dict[str, str]:
+class _Client(TypedDict):
+    ip_address: str
+    user_agent: str
+
+
+def _client() -> _Client:
+    """Where a login comes from, kept with its session (the member's list of devices)."""
     return {"ip_address": request.remote_addr or "",
             "user_agent": request.user_agent.string or ""}
 
@@ -32,7 +41,7 @@ def inject_logout_form() -> dict[str, object]:
     """
     if not current_user.is_authenticated:
         return {}  # no form, no CSRF token, so anonymous pages set no session cookie
-    return {"logout_form": LogoutForm(formdata=None)}
+    return {"logout_form": ButtonForm(formdata=None)}
 
 
 @bp.route("/auth/register", methods=["GET", "POST"])
@@ -45,7 +54,7 @@ def register() -> Response | str:
         try:
             user = services.create_user(form.username.data, form.email.data, form.password.data)
         except services.AccountError as error:
-            getattr(form, error.field or "username").errors.append(error.message)
+            show_error(form, error, "username")
         else:
             services.log_in(user, **_client())
             flash(f"Welcome to {current_app.config['SITE_NAME']}, {user.username}!", "success")
@@ -64,11 +73,11 @@ def login() -> Response | str | tuple[str, int, dict[str, str]]:
             user = services.authenticate(form.username.data, form.password.data,
                                          request.remote_addr or "")
         except services.LoginThrottled as error:
-            form.form_errors.append(error.message)
+            show_error(form, error)
             html = render_template("auth/login.html", form=form)
             return html, 429, {"Retry-After": str(error.retry_after)}
         except services.AccountError as error:
-            form.form_errors.append(error.message)
+            show_error(form, error)
         else:
             services.log_in(user, remember=form.remember.data, **_client())
             flash(f"Welcome back, {user.username}.", "success")
@@ -93,11 +102,11 @@ def change_password() -> Response | str | tuple[str, int, dict[str, str]]:
             services.change_password(current_user._get_current_object(), form.current_password.data,
                                      form.new_password.data, **_client())
         except services.LoginThrottled as error:
-            form.form_errors.append(error.message)
+            show_error(form, error)
             html = render_template("auth/password.html", form=form)
             return html, 429, {"Retry-After": str(error.retry_after)}
         except services.AccountError as error:
-            getattr(form, error.field or "current_password").errors.append(error.message)
+            show_error(form, error, "current_password")
         else:
             flash("Your password has been changed; other devices have been logged out.", "success")
             return redirect(url_for("blog.profile", username=current_user.username))

@@ -19,7 +19,6 @@ from sqlalchemy import inspect
 
 from blog.admin.models import AuditEvent
 from blog.extensions import db
-from blog.shop.orders import order_status_changed
 
 
 def _plain(value: Any) -> Any:
@@ -67,7 +66,8 @@ def record(entity_type: str, entity_id: Any, action: str, changes: dict[str, Any
     return event
 
 
-@order_status_changed.connect
-def _record_order_status(sender: Any, order: Any, old: str, new: str, actor: Any = None,
+def record_order_status(sender: Any, order: Any, old: str, new: str, actor: Any = None,
                          **extra: Any) -> None:
+    """Record an order's move (a listener of ``shop.orders.order_status_changed``, connected
+    by ``blog.register_listeners``)."""
     record("order", order.number, "status", {"status": [old, new]}, actor=actor)

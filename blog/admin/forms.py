@@ -35,10 +35,6 @@ from wtforms.validators import (
 from blog.shop.models import OrderStatus
 
 
-class ActionForm(FlaskForm):
-    """A button that changes something: only the CSRF token."""
-
-
 class OrderStatusForm(FlaskForm):
     status = SelectField("New status", choices=[SelectChoice(s, s.capitalize()) for s in OrderStatus.ALL],
                          validators=[InputRequired()])

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from blog.accounts.models import User
 from blog.database import utcnow
-from blog.extensions import db
+from blog.extensions import Model
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """One change by an admin (or to an order's status), written in the same transaction as
     the change itself, so the trail can neither miss a change nor record one that rolled back.
 

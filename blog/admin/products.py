@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, joinedload, selectinload, with_expression
 
 from blog.admin.audit import diff, record
 from blog.admin.services import AdminError
-from blog.database import contains_pattern, transaction, unique_slug
+from blog.database import contains_pattern
+from blog.database_session import transaction, unique_slug
 from blog.extensions import db
 from blog.shop.models import Category, OrderItem, Product, Variant
 from blog.text import slugify

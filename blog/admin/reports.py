@@ -20,7 +20,7 @@ from sqlalchemy.sql.functions import GenericFunction
 from blog.accounts.models import User
 from blog.database import Money, utcnow
 from blog.extensions import db
-from blog.posts.models import Comment
+from blog.posts.models import Comment, Post
 from blog.shop.models import Order, OrderItem, OrderStatus, Product, Variant
 from blog.shop.pricing import ZERO
 
@@ -131,7 +131,6 @@ def newest_members(limit: int = 5) -> list[User]:
 
 def newest_comments(limit: int = 5) -> list[Any]:
     """Recent comments with their author's name and post's title and slug, in one query."""
-    from blog.posts.models import Post
     return list(db.session.execute(
         select(Comment.id, Comment.body, Comment.created_at, User.username, Post.title, Post.slug)
         .join(User, User.id == Comment.author_id).join(Post, Post.id == Comment.post_id)

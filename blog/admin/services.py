@@ -19,20 +19,17 @@ from blog.accounts import services as accounts
 from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
 from blog.admin.audit import diff, record
 from blog.admin.models import AuditEvent
-from blog.database import contains_pattern, transaction
+from blog.database import contains_pattern
+from blog.database_session import transaction
+from blog.errors import ServiceError
 from blog.posts.models import Comment, Post
 from blog.shop import orders
+from blog.shop.errors import ShopError
 from blog.shop.models import Discount, Order, ShippingMethod
-from blog.shop.services import ShopError
 
 
-class AdminError(Exception):
+class AdminError(ServiceError):
     """An admin action that cannot be carried out; the message says why."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 # --- orders --------------------------------------------------------------------------------
@@ -79,14 +76,17 @@ def set_admin(member: User, grant: bool) -> None:
     they are the last admin (the site would have nobody left to run it)."""
     with transaction() as session:
         role = session.scalar(select(Role).where(Role.name == ADMIN))
+        if role is None:  # made by the first migration; missing only if deleted by hand
+            raise AdminError("The admin role is missing from the database; run `flask db upgrade`.")
         has = session.scalar(select(func.count()).select_from(user_roles).where(
             user_roles.c.user_id == member.id, user_roles.c.role_id == role.id))
         if grant == bool(has):
             return
         if not grant:
-            admins = session.scalar(select(func.count()).select_from(user_roles)
-                                    .join(User, User.id == user_roles.c.user_id)
-                                    .where(user_roles.c.role_id == role.id, User.active.is_(True)))
+            admins = session.execute(select(func.count()).select_from(user_roles)
+                                     .join(User, User.id == user_roles.c.user_id)
+                                     .where(user_roles.c.role_id == role.id, User.active.is_(True))
+                                     ).scalar_one()
             if member.id == current_user.id and admins <= 1:
                 raise AdminError("You are the last admin; make someone else an admin first.")
             session.execute(delete(user_roles).where(user_roles.c.user_id == member.id,

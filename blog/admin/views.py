@@ -12,11 +12,12 @@ from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from blog.accounts.models import User
-from blog.admin import audit as _audit  # noqa: F401  (records order moves from any domain)
 from blog.admin import products, reports, services
-from blog.admin.forms import ActionForm, DiscountForm, OrderStatusForm, ProductForm, ShippingForm
-from blog.database import CENT, paginate
+from blog.admin.forms import DiscountForm, OrderStatusForm, ProductForm, ShippingForm
+from blog.database import CENT
+from blog.database_session import paginate
 from blog.extensions import db, login_manager
+from blog.forms import ButtonForm, show_error
 from blog.posts.models import Comment, Post
 from blog.shop import images, orders
 from blog.shop.models import (
@@ -76,7 +77,7 @@ def product_list() -> str:
     categories = db.session.scalars(db.select(Category).order_by(Category.name)).all()
     return render_template("admin/products.html", page=page, q=q, categories=categories,
                            category_id=category_id, active=request.args.get("active", ""),
-                           form=ActionForm(formdata=None))
+                           form=ButtonForm(formdata=None))
 
 
 def _variant_rows(form: ProductForm, product: Product | None) -> list[products.VariantInput]:
@@ -126,8 +127,7 @@ def edit_product(product_id: int | None) -> Response | str:
                 reason=form.reason.data or "", image=new_image)
         except (services.AdminError, images.ImageError) as error:
             images.delete_product_image(new_image)
-            field = getattr(form, error.field) if error.field in ("price", "reason", "image") else None
-            (field.errors if field is not None else form.form_errors).append(error.message)
+            show_error(form, error)
         else:
             if new_image and old_image and old_image != new_image:
                 images.delete_product_image(old_image)
@@ -208,13 +208,12 @@ def order(number: str) -> Response | str:
 def user_list() -> str:
     q = request.args.get("q", "").strip()[:100]
     page = paginate(services.member_list(q), "ORDERS_PER_PAGE")
-    return render_template("admin/users.html", page=page, q=q, form=ActionForm(formdata=None))
+    return render_template("admin/users.html", page=page, q=q, form=ButtonForm(formdata=None))
 
 
 @bp.route("/users/<int:user_id>/<action>", methods=["POST"])
 def user_action(user_id: int, action: str) -> Response:
     member = _get_or_404(User, user_id)
-    ActionForm()  # CSRF is checked globally before the view
     try:
         if action in ("grant-admin", "revoke-admin"):
             services.set_admin(member, action == "grant-admin")
@@ -235,7 +234,7 @@ def user_action(user_id: int, action: str) -> Response:
 @bp.route("/comments")
 def comment_list() -> str:
     page = paginate(services.recent_comments(), "ORDERS_PER_PAGE")
-    return render_template("admin/comments.html", page=page, form=ActionForm(formdata=None))
+    return render_template("admin/comments.html", page=page, form=ButtonForm(formdata=None))
 
 
 @bp.route("/comments/<int:comment_id>/delete", methods=["POST"])
@@ -248,7 +247,7 @@ def delete_comment(comment_id: int) -> Response:
 @bp.route("/posts")
 def post_list() -> str:
     page = paginate(services.recent_posts(), "ORDERS_PER_PAGE")
-    return render_template("admin/posts.html", page=page, form=ActionForm(formdata=None))
+    return render_template("admin/posts.html", page=page, form=ButtonForm(formdata=None))
 
 
 @bp.route("/posts/<int:post_id>/unpublish", methods=["POST"])
@@ -303,7 +302,7 @@ def edit_discount(discount_id: int | None) -> Response | str:
         try:
             services.save_discount(target, values, new=discount is None)
         except services.AdminError as error:
-            getattr(form, error.field or "code").errors.append(error.message)
+            show_error(form, error, "code")
         else:
             flash(f"Discount {target.code} saved.", "success")
             return redirect(url_for("admin.discount_list"))
@@ -328,7 +327,7 @@ def edit_shipping(method_id: int | None) -> Response | str:
                                             "price": form.price.data.quantize(CENT),
                                             "active": form.active.data}, new=method is None)
         except services.AdminError as error:
-            form.name.errors.append(error.message)
+            show_error(form, error, "name")
         else:
             flash(f"Shipping method {target.name} saved.", "success")
             return redirect(url_for("admin.shipping_list"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, StringField, TextAreaField
+from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from blog.posts.services import parse_tags
@@ -28,10 +28,3 @@ class PostForm(FlaskForm):
 
 class CommentForm(FlaskForm):
     body = TextAreaField("Comment", validators=[DataRequired(), Length(max=5000)])
-
-
-class ActionForm(FlaskForm):
-    """A button that changes something (like, follow, delete): only the CSRF token, and where
-    to go back to."""
-
-    next = HiddenField()

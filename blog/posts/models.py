@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from blog.accounts.models import User
 from blog.database import TimestampMixin, UTCDateTime, utcnow
-from blog.extensions import db
+from blog.extensions import Model, db
 
 post_tags = Table(
     "post_tags",
@@ -43,7 +43,7 @@ follows = Table(
 )
 
 
-class Tag(db.Model):
+class Tag(Model):
     """A topic; names are stored trimmed and lower-cased, so "Python" and "python " are one tag."""
 
     __tablename__ = "tags"
@@ -55,7 +55,7 @@ class Tag(db.Model):
         return f"<Tag {self.name}>"
 
 
-class Post(TimestampMixin, db.Model):
+class Post(TimestampMixin, Model):
     """A piece of writing. ``body`` is Markdown as written; ``body_html`` is rendered and
     sanitized once, when the post is saved; ``excerpt`` is plain text for list pages."""
 
@@ -94,7 +94,7 @@ class Post(TimestampMixin, db.Model):
         return f"<Post {self.slug}>"
 
 
-class Comment(TimestampMixin, db.Model):
+class Comment(TimestampMixin, Model):
     """A reader's plain-text comment; deleted with its post or its author."""
 
     __tablename__ = "comments"

@@ -11,26 +11,23 @@ from typing import Any
 
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Select, Table, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Select, Table, and_, delete, exists, false, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 
 from blog.accounts.models import User
-from blog.database import contains_pattern, transaction, unique_slug, utcnow
-from blog.database import paginate as paginate_by
+from blog.database import affected_rows, contains_pattern, utcnow
+from blog.database_session import paginate as paginate_by
+from blog.database_session import transaction, unique_slug
+from blog.errors import ServiceError
 from blog.extensions import db
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.posts.rendering import excerpt_of, render_markdown
 from blog.text import slugify
 
 
-class BlogError(Exception):
+class BlogError(ServiceError):
     """A blog request that cannot be carried out; ``field`` names the form field."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -73,7 +70,7 @@ def _with_counts(stmt: Select[Any], viewer_id: int | None) -> Select[Any]:
         selectinload(Post.tags),
         with_expression(Post.comment_count, _comment_count),
         with_expression(Post.like_count, _like_count),
-        with_expression(Post.liked_by_viewer, liked if viewer_id is not None else False),
+        with_expression(Post.liked_by_viewer, liked if viewer_id is not None else false()),
     )
 
 
@@ -86,7 +83,7 @@ def published_posts() -> Select[Any]:
 
 
 def paginate(stmt: Select[Any]) -> Pagination:
-    """One page of posts for ``?page=`` (see :func:`blog.database.paginate`)."""
+    """One page of posts for ``?page=`` (see :func:`blog.database_session.paginate`)."""
     return paginate_by(stmt, "POSTS_PER_PAGE")
 
 
@@ -142,8 +139,8 @@ def follow_counts(user: User) -> tuple[int, int]:
     """(followers, following) of ``user`` in one statement."""
     followers = select(func.count()).select_from(follows).where(follows.c.followed_id == user.id)
     following = select(func.count()).select_from(follows).where(follows.c.follower_id == user.id)
-    return tuple(db.session.execute(select(followers.scalar_subquery(),
-                                           following.scalar_subquery())).one())  # type: ignore[return-value]
+    counts = db.session.execute(select(followers.scalar_subquery(), following.scalar_subquery())).one()
+    return counts[0], counts[1]
 
 
 def is_following(follower_id: int, followed_id: int) -> bool:
@@ -254,9 +251,8 @@ def toggle_like(user: User, post: Post) -> bool:
     lost race reads as "already liked".
     """
     with transaction() as session:
-        removed = session.execute(
-            delete(likes).where(likes.c.user_id == user.id, likes.c.post_id == post.id)
-        ).rowcount
+        removed = affected_rows(session.execute(
+            delete(likes).where(likes.c.user_id == user.id, likes.c.post_id == post.id)))
         if removed:
             return False
         _insert_once(likes, user_id=user.id, post_id=post.id)

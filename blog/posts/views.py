@@ -18,8 +18,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from blog.accounts.services import get_user_by_username
 from blog.database import utcnow
+from blog.forms import ButtonForm, show_error
 from blog.posts import services
-from blog.posts.forms import ActionForm, CommentForm, PostForm
+from blog.posts.forms import CommentForm, PostForm
 from blog.posts.models import Post
 from blog.security import can_manage, require_owner, safe_next_url
 
@@ -52,7 +53,7 @@ def _member_forms(comment_form: CommentForm | None = None) -> dict[str, object]:
     building a form mints a CSRF token, and with it a session cookie on a public page."""
     if not current_user.is_authenticated:
         return {"comment_form": None, "action_form": None}
-    return {"comment_form": comment_form or CommentForm(), "action_form": ActionForm(formdata=None)}
+    return {"comment_form": comment_form or CommentForm(), "action_form": ButtonForm(formdata=None)}
 
 
 @bp.route("/")
@@ -116,7 +117,7 @@ def add_comment(slug: str) -> BaseResponse | tuple[str, int]:
         try:
             services.add_comment(post, _current_user(), form.body.data)
         except services.BlogError as error:
-            form.body.errors.append(error.message)
+            show_error(form, error, "body")
         else:
             flash("Comment added.", "success")
             return redirect(url_for("blog.post", slug=slug) + "#comments")

@@ -24,11 +24,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from blog.accounts.models import User
-from blog.accounts.services import user_registered
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db
+from blog.shop.errors import ShopError
 from blog.shop.models import Cart, CartItem, Product, Variant
-from blog.shop.services import ShopError
 
 #: The signed-session key holding a visitor's cart token.
 CART_TOKEN = "cart_token"
@@ -43,9 +42,9 @@ def _guest_token() -> str | None:
     return token if isinstance(token, str) and 0 < len(token) <= 100 else None
 
 
-@user_registered.connect
-def _create_member_cart(sender: Any, user: User, **extra: Any) -> None:
-    """Give a new member their cart, inside the registration transaction."""
+def create_member_cart(sender: Any, user: User, **extra: Any) -> None:
+    """Give a new member their cart, inside the registration transaction (a listener of
+    ``accounts.services.user_registered``, connected by ``blog.register_listeners``)."""
     db.session.add(Cart(user_id=user.id))
 
 

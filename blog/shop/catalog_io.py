@@ -10,7 +10,7 @@ How an import works, and why:
   not UTF-8 or has the wrong header raises :class:`CatalogFileError` before anything is
   written. Otherwise every row is checked on its own: a bad row is skipped and reported with
   its line number while the good rows are written. The whole import is one service
-  transaction (:func:`blog.database.transaction`), so an unexpected error writes nothing.
+  transaction (:func:`blog.database_session.transaction`), so an unexpected error writes nothing.
 - **Upsert by slug and variant label.** A product is found by its slug (given, or derived
   from the name); its name, description, category and active flag come from the first row
   for that slug in the file that gets written, and are overwritten on an existing product.
@@ -46,11 +46,11 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from blog.database import transaction
+from blog.database_session import transaction
 from blog.extensions import db
+from blog.shop.errors import ShopError
 from blog.shop.models import Category, Product, Variant
 from blog.shop.pricing import parse_money
-from blog.shop.services import ShopError
 from blog.text import slugify
 
 #: The columns of a catalogue file, in the order an export writes them.

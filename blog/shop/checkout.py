@@ -33,11 +33,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from blog.accounts.models import User
-from blog.database import transaction, utcnow
+from blog.database import utcnow
+from blog.database_session import transaction
 from blog.extensions import db
+from blog.shop.errors import ShopError
 from blog.shop.models import Cart, CartItem, Discount, Order, OrderItem, OrderStatus, ShippingMethod, Variant
 from blog.shop.pricing import ZERO, Totals, compute_totals, parse_rate
-from blog.shop.services import ShopError
 
 #: Order numbers use this alphabet: no 0/O or 1/I/L to misread over the phone.
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"

@@ -44,7 +44,3 @@ class CheckoutForm(FlaskForm):
     discount_code = StringField("Discount code", validators=[Optional(), Length(max=40)])
     checkout_token = HiddenField(validators=[
         DataRequired("This checkout form has expired; please try again."), Length(max=64)])
-
-
-class OrderActionForm(FlaskForm):
-    """A button on an order (cancel): only the CSRF token."""

@@ -1,4 +1,5 @@
-"""Product images: checking an upload, storing it, and serving it back.
+"""Product images: checking an upload and storing it (:mod:`blog.shop.uploads` serves them
+and gives templates their URLs).
 
 An upload is never trusted: not its file name, not its declared content type, not its
 pixels. :func:`save_product_image` reads at most ``UPLOAD_MAX_BYTES``, lets Pillow decide
@@ -19,7 +20,7 @@ How a form uses it (the admin product form, say)::
     try:
         new = save_product_image(form.image.data)       # before the database transaction
     except ImageError as error:
-        form.image.errors.append(error.message)
+        show_error(form, error)
     ...
     old, product.image = product.image, new             # inside transaction()
     ...
@@ -42,15 +43,13 @@ import tempfile
 import threading
 import warnings
 from contextlib import suppress
-from typing import IO, NamedTuple, TypeGuard
+from typing import IO, TypeGuard
 
-from flask import Blueprint, abort, current_app, send_from_directory, url_for
+from flask import current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
 from werkzeug.datastructures import FileStorage
-from werkzeug.wrappers import Response
 
-from blog.extensions import limiter
-from blog.shop.services import ShopError
+from blog.shop.errors import ShopError
 
 try:  # LittleCMS ships with Pillow's wheels, but a Pillow built from source may lack it.
     from PIL import ImageCms
@@ -58,8 +57,6 @@ except ImportError:  # pragma: no cover
     ImageCms = None  # type: ignore[assignment]
 
 log = logging.getLogger("inkwell.images")
-
-bp = Blueprint("images", __name__)
 
 #: Pillow's names for the formats accepted. MPO is what Pillow calls a JPEG carrying
 #: several pictures (many phone and 3D cameras write them); only the first is kept.
@@ -70,10 +67,6 @@ _PILLOW_FORMATS = ("JPEG", "PNG", "WEBP")
 #: WebP quality of the stored image and of the thumbnail (0-100).
 IMAGE_QUALITY = 85
 THUMBNAIL_QUALITY = 80
-
-#: Browsers may keep a served image for a year without asking again: a name is random and
-#: never reused, so the file behind a URL never changes.
-CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 # fullmatch only: "$" would also accept a trailing newline. Sizes have no leading zero, so
 # one picture has exactly one name.
@@ -94,14 +87,6 @@ class ImageError(ShopError):
         super().__init__(message, field="image")
 
 
-class StoredImage(NamedTuple):
-    """What an ``<img>`` needs: its URL and its size in pixels."""
-
-    url: str
-    width: int
-    height: int
-
-
 # --- names and places --------------------------------------------------------------------
 
 
@@ -115,6 +100,11 @@ def _check_name(name: str) -> re.Match[str]:
     if match is None:
         raise ValueError(f"not a stored image name: {name!r}")
     return match
+
+
+def is_served_name(name: str) -> bool:
+    """Whether ``name`` is a stored image's or its thumbnail's name: the only files served."""
+    return _SERVED_NAME.fullmatch(name) is not None
 
 
 def thumbnail_name(name: str) -> str:
@@ -150,28 +140,6 @@ def fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
 def upload_folder() -> str:
     """The folder holding the images: ``UPLOAD_FOLDER``, or ``<instance>/uploads``."""
     return current_app.config["UPLOAD_FOLDER"] or os.path.join(current_app.instance_path, "uploads")
-
-
-@bp.app_template_global()
-def image_url(name: str, *, thumb: bool = False) -> str:
-    """``{{ image_url(product.image, thumb=True) }}``: the URL of a stored image or of its
-    thumbnail. Raises ValueError when ``name`` is not a stored image name."""
-    _check_name(name)
-    return url_for("images.serve", name=thumbnail_name(name) if thumb else name)
-
-
-@bp.app_template_global()
-def stored_image(name: str | None, *, thumb: bool = False) -> StoredImage | None:
-    """``{% set image = stored_image(product.image, thumb=True) %}``: URL, width and height
-    of a product's image, or None when it has none.
-
-    A value that is not a stored name (typed into the database by hand, say) also gives
-    None, so a page shows no picture rather than a broken one or an error.
-    """
-    if not is_stored_name(name):
-        return None
-    width, height = image_size(name, thumb=thumb)
-    return StoredImage(image_url(name, thumb=thumb), width, height)
 
 
 # --- saving ------------------------------------------------------------------------------
@@ -367,18 +335,3 @@ def _write_atomically(image: Image.Image, path: str, quality: int) -> None:
         with suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-
-
-# --- serving -----------------------------------------------------------------------------
-
-
-@bp.route("/uploads/<name>")
-@limiter.exempt  # like static files: a catalogue page loads a dozen at once
-def serve(name: str) -> Response:
-    """A stored image or thumbnail, cacheable for a year. Anything but a stored name is 404
-    without looking at the disk; no database, no session."""
-    if _SERVED_NAME.fullmatch(name) is None:
-        abort(404)
-    response = send_from_directory(upload_folder(), name, mimetype="image/webp")
-    response.headers["Cache-Control"] = CACHE_CONTROL
-    return response

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -34,11 +34,11 @@ from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from blog.accounts.models import User
 from blog.database import Money, TimestampMixin, utcnow
-from blog.extensions import db
+from blog.extensions import Model
 from blog.shop.pricing import ZERO, format_money, round_cents
 
 
-class Category(db.Model):
+class Category(Model):
     """A shelf in the shop ("Books", "Prints")."""
 
     __tablename__ = "categories"
@@ -51,7 +51,7 @@ class Category(db.Model):
         return f"<Category {self.slug}>"
 
 
-class Product(TimestampMixin, db.Model):
+class Product(TimestampMixin, Model):
     """Something the shop sells. Prices and stock live on its variants (at least one); a
     product with one variant is bought without choosing."""
 
@@ -92,7 +92,7 @@ class Product(TimestampMixin, db.Model):
         return f"<Product {self.slug}>"
 
 
-class Variant(db.Model):
+class Variant(Model):
     """One buyable form of a product ("A4 matte", "M"), with its own SKU, price and stock."""
 
     __tablename__ = "variants"
@@ -123,7 +123,7 @@ class Variant(db.Model):
         return f"<Variant {self.sku or self.id}>"
 
 
-class Cart(TimestampMixin, db.Model):
+class Cart(TimestampMixin, Model):
     """A member's cart (one each, made at registration) or a visitor's, found by the hash
     of a random token kept in their signed session cookie."""
 
@@ -151,7 +151,7 @@ class Cart(TimestampMixin, db.Model):
         return sum(item.quantity for item in self.items)
 
 
-class CartItem(db.Model):
+class CartItem(Model):
     """A variant in a cart, how many, and the unit price the shopper saw when adding it."""
 
     __tablename__ = "cart_items"
@@ -177,7 +177,7 @@ class CartItem(db.Model):
 
     @line_total.inplace.expression
     @classmethod
-    def _line_total_expression(cls):  # type: ignore[no-untyped-def]
+    def _line_total_expression(cls) -> Any:
         price = select(Variant.price).where(Variant.id == cls.variant_id).scalar_subquery()
         return type_coerce(price * cls.quantity, Money())
 
@@ -187,7 +187,7 @@ class CartItem(db.Model):
         return self.unit_price != self.variant.price
 
 
-class ShippingMethod(db.Model):
+class ShippingMethod(Model):
     """A way to deliver an order, at a fixed price."""
 
     __tablename__ = "shipping_methods"
@@ -199,7 +199,7 @@ class ShippingMethod(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
 
 
-class Discount(TimestampMixin, db.Model):
+class Discount(TimestampMixin, Model):
     """A discount code. Subclasses say how much it takes off; this class says when it applies.
 
     ``times_used`` only grows through a conditional UPDATE in checkout, and the check
@@ -228,7 +228,7 @@ class Discount(TimestampMixin, db.Model):
     percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     amount: Mapped[Decimal | None]
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_on": "kind", "polymorphic_abstract": True}
+    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_abstract": True}  # noqa: RUF012 (read once by SQLAlchemy)
 
     def amount_off(self, subtotal: Decimal) -> Decimal:
         """How much this code takes off ``subtotal`` (never more than the subtotal)."""
@@ -258,7 +258,7 @@ class Discount(TimestampMixin, db.Model):
 class PercentageDiscount(Discount):
     """So many percent off the subtotal, rounded half-up to the cent."""
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "percentage"}
+    __mapper_args__ = {"polymorphic_identity": "percentage"}  # noqa: RUF012 (read once by SQLAlchemy)
 
     def amount_off(self, subtotal: Decimal) -> Decimal:
         return min(subtotal, round_cents(subtotal * (self.percent or 0) / 100))
@@ -271,7 +271,7 @@ class PercentageDiscount(Discount):
 class FixedAmountDiscount(Discount):
     """A fixed amount off the subtotal (never below zero)."""
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "fixed"}
+    __mapper_args__ = {"polymorphic_identity": "fixed"}  # noqa: RUF012 (read once by SQLAlchemy)
 
     def amount_off(self, subtotal: Decimal) -> Decimal:
         return min(subtotal, self.amount or ZERO)
@@ -295,7 +295,7 @@ class OrderStatus:
 _AMOUNTS = ("subtotal", "discount_amount", "shipping_price", "tax", "total")
 
 
-class Order(TimestampMixin, db.Model):
+class Order(TimestampMixin, Model):
     """A placed order: who, where to, how much, and its lines (copied at purchase)."""
 
     __tablename__ = "orders"
@@ -347,7 +347,7 @@ class Order(TimestampMixin, db.Model):
         return f"<Order {self.number} {self.status}>"
 
 
-class OrderItem(db.Model):
+class OrderItem(Model):
     """A line of an order: what was bought, described as it was at purchase, so later edits
     to (or deactivation of) the product leave the order as the customer placed it."""
 
@@ -376,7 +376,7 @@ class OrderItem(db.Model):
 
     @line_total.inplace.expression
     @classmethod
-    def _line_total_expression(cls):  # type: ignore[no-untyped-def]
+    def _line_total_expression(cls) -> Any:
         return type_coerce(cls.unit_price * cls.quantity, Money())
 
     @property

@@ -21,10 +21,11 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import selectinload
 
 from blog.accounts.models import User
-from blog.database import transaction, utcnow
+from blog.database import affected_rows, utcnow
+from blog.database_session import transaction
 from blog.extensions import db
+from blog.shop.errors import ShopError
 from blog.shop.models import Order, OrderItem, OrderStatus, Variant
-from blog.shop.services import ShopError
 
 S = OrderStatus
 #: Every allowed move, from each state. Anything not listed is refused.
@@ -70,17 +71,16 @@ def change_status(order: Order, new: str, *, actor: User | None = None) -> None:
     if not can_move(old, new):
         raise ShopError(f"An order that is {old} cannot be marked {new}.")
     with transaction() as session:
-        moved = session.execute(
+        moved = affected_rows(session.execute(
             update(Order).where(Order.id == order.id, Order.status == old)
             .values(status=new, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False)))
         if moved != 1:
             raise ShopError(f"Order {order.number} was changed by someone else; please look again.")
         if new == S.CANCELLED:
             _restock(order)
-        order_status_changed.send(current_app._get_current_object(), order=order, old=old,
-                                  new=new, actor=actor)
+        order_status_changed.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                  order=order, old=old, new=new, actor=actor)
     order.status = new
 
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, user_logged_in
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
-from blog.database import paginate
+from blog.database_session import paginate
+from blog.forms import ButtonForm, show_error
 from blog.security import require_owner, safe_next_url
 from blog.shop import cart as carts
+from blog.shop import catalog, orders
 from blog.shop import checkout as checkouts
-from blog.shop import orders, services
-from blog.shop.forms import AddToCartForm, CartLineForm, CheckoutForm, OrderActionForm, RemoveLineForm
+from blog.shop.errors import ShopError
+from blog.shop.forms import AddToCartForm, CartLineForm, CheckoutForm, RemoveLineForm
 from blog.shop.models import Order
 from blog.shop.pricing import format_money
 
@@ -31,12 +34,12 @@ def money(amount: Decimal | None) -> str:
 
 @bp.app_template_global()
 def stock_state(stock: int) -> str:
-    return services.stock_state(stock)
+    return catalog.stock_state(stock)
 
 
-@user_logged_in.connect
-def _merge_guest_cart(sender: Any, user: Any, **extra: Any) -> None:
-    """After any login (registration included), fold the visitor's cart into the member's."""
+def merge_cart_on_login(sender: Any, user: Any, **extra: Any) -> None:
+    """After any login (registration included), fold the visitor's cart into the member's
+    (a listener of Flask-Login's ``user_logged_in``, connected by ``blog.register_listeners``)."""
     result = carts.merge_guest_cart(user)
     if result is not None:
         message = "The items you added before logging in are now in your cart."
@@ -62,21 +65,21 @@ def _back(default: str) -> Response:
 def index() -> str:
     q = request.args.get("q", "").strip()[:100]
     sort = request.args.get("sort", "newest")
-    if sort not in services.SORTS:
+    if sort not in catalog.SORTS:
         sort = "newest"
-    categories = services.categories()
+    categories = catalog.categories()
     slug = request.args.get("category", "")
     category = next((c for c in categories if c.slug == slug), None)
     if slug and category is None:
         abort(404)
-    page = paginate(services.catalogue(q, category, sort), "PRODUCTS_PER_PAGE")
+    page = paginate(catalog.catalogue(q, category, sort), "PRODUCTS_PER_PAGE")
     return render_template("shop/index.html", page=page, categories=categories, category=category,
-                           q=q, sort=sort, sorts=services.SORTS)
+                           q=q, sort=sort, sorts=catalog.SORTS)
 
 
 @bp.route("/products/<slug>")
 def product(slug: str) -> str:
-    item = services.get_product(slug)
+    item = catalog.get_product(slug)
     is_admin = current_user.is_authenticated and current_user.is_admin
     if item is None or not item.variants or not (item.active or is_admin):
         abort(404)  # an inactive product is gone for shoppers; admins may still look
@@ -102,41 +105,40 @@ def cart_add() -> Response:
         return _back(url_for("shop.index"))
     try:
         item = carts.add_item(form.product_id.data, form.variant_id.data, form.quantity.data)
-    except services.ShopError as error:
+    except ShopError as error:
         flash(error.message, "error")
         return _back(url_for("shop.index"))
     flash(f"Added {form.quantity.data} × {item.variant.display_name} to your cart.", "success")
     return redirect(url_for("shop.cart"))
 
 
-@bp.route("/cart/update", methods=["POST"])
-def cart_update() -> Response:
-    form = CartLineForm()
+def _change_cart(form: FlaskForm, change: Callable[[], None], done: str) -> Response:
+    """Apply ``change`` when ``form`` is valid; either way, flash the outcome and show the cart."""
     if not form.validate_on_submit():
         _flash_errors(form)
     else:
         try:
-            carts.update_item(form.product_id.data, form.variant_id.data, form.quantity.data)
-        except services.ShopError as error:
+            change()
+        except ShopError as error:
             flash(error.message, "error")
         else:
-            flash("Your cart has been updated.", "success")
+            flash(done, "success")
     return redirect(url_for("shop.cart"))
+
+
+@bp.route("/cart/update", methods=["POST"])
+def cart_update() -> Response:
+    form = CartLineForm()
+    return _change_cart(form, lambda: carts.update_item(form.product_id.data, form.variant_id.data,
+                                                        form.quantity.data),
+                        "Your cart has been updated.")
 
 
 @bp.route("/cart/remove", methods=["POST"])
 def cart_remove() -> Response:
     form = RemoveLineForm()
-    if not form.validate_on_submit():
-        _flash_errors(form)
-    else:
-        try:
-            carts.remove_item(form.product_id.data, form.variant_id.data)
-        except services.ShopError as error:
-            flash(error.message, "error")
-        else:
-            flash("Removed from your cart.", "success")
-    return redirect(url_for("shop.cart"))
+    return _change_cart(form, lambda: carts.remove_item(form.product_id.data, form.variant_id.data),
+                        "Removed from your cart.")
 
 
 # --- checkout and orders -----------------------------------------------------------------
@@ -162,9 +164,8 @@ def checkout() -> Response | str:
         )
         try:
             order = checkouts.place_order(current_user._get_current_object(), details)
-        except services.ShopError as error:
-            field = getattr(form, error.field, None) if error.field else None
-            (field.errors if field is not None else form.form_errors).append(error.message)
+        except ShopError as error:
+            show_error(form, error)
         else:
             flash(f"Thank you! Your order {order.number} has been placed.", "success")
             return redirect(url_for("shop.order", number=order.number))
@@ -199,7 +200,7 @@ def _visible_order(number: str) -> Order:
 @login_required
 def order(number: str) -> str:
     item = _visible_order(number)
-    cancel_form = OrderActionForm(formdata=None) if (
+    cancel_form = ButtonForm(formdata=None) if (
         item.user_id == current_user.id and item.status == orders.S.PENDING) else None
     return render_template("shop/order.html", order=item, cancel_form=cancel_form)
 
@@ -212,7 +213,7 @@ def cancel_order(number: str) -> Response:
         abort(403)  # an admin, not the customer: the admin screens move orders
     try:
         orders.cancel_own_order(current_user._get_current_object(), item)
-    except services.ShopError as error:
+    except ShopError as error:
         flash(error.message, "error")
     else:
         flash(f"Order {item.number} has been cancelled.", "success")

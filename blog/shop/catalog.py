@@ -1,7 +1,8 @@
-"""Reading the catalogue, and what the shop's other services share.
+"""Reading the catalogue: product lists, categories, a product page, stock wording.
 
-The use cases that write live beside this module, one file each: ``cart.py``,
-``checkout.py``, ``orders.py`` and ``catalog_io.py`` (CSV import and export).
+The shop's other use cases live beside this module, one file each: ``cart.py``,
+``checkout.py``, ``orders.py`` and ``catalog_io.py`` (CSV import and export); its error
+type is in ``errors.py``.
 
 Catalogue lists join one aggregate over the variants (lowest and highest price, stock in
 all) rather than loading every variant of every product, so a page of products costs the
@@ -19,16 +20,6 @@ from sqlalchemy.orm import joinedload, selectinload, with_expression
 from blog.database import contains_pattern
 from blog.extensions import db
 from blog.shop.models import Category, Product, Variant
-
-
-class ShopError(Exception):
-    """A shop request that cannot be carried out; ``field`` names the form field, if any."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
 
 #: The catalogue's sort orders; anything else falls back to the first.
 SORTS = ("newest", "price_asc", "price_desc", "name")
