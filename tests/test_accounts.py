@@ -7,6 +7,7 @@ from html import unescape
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from blog.accounts import services
 from blog.accounts.models import LoginAttempt, User, UserSession
@@ -51,7 +52,8 @@ def test_register_logs_in_and_redirects(client, app):
     home = client.get("/").get_data(as_text=True)
     assert "alice" in home and "Log out" in home
     with app.app_context():
-        user = db.session.scalar(select(User).where(User.username == "alice"))
+        user = db.session.scalar(select(User).where(User.username == "alice")
+                                 .options(selectinload(User.roles)))
         assert user.email == "alice@example.com"
         assert user.roles == []
         assert user.created_at.tzinfo is not None

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from blog.accounts.models import User
 from blog.database_session import transaction
@@ -130,7 +131,7 @@ def test_edit_form_shows_current_values_and_updates_tags(client, auth, make_user
     client.post("/posts/tagged/edit", data={"csrf_token": csrf_token(client, "/posts/tagged/edit"),
                                             "title": "Tagged", "body": "b", "tags": "two, three"})
     with app.app_context():
-        post = db.session.scalar(select(Post))
+        post = db.session.scalar(select(Post).options(selectinload(Post.tags)))
         assert [t.name for t in post.tags] == ["three", "two"]
         assert post.published is False  # unticked on edit: back to draft
 
@@ -139,7 +140,7 @@ def test_published_time_is_kept_when_republished(app, make_user, make_post):
     alice = make_user("alice")
     post = make_post(alice, "Keep time")
     with app.app_context():
-        loaded = db.session.get(Post, post.id)
+        loaded = db.session.get(Post, post.id, options=[selectinload(Post.tags)])
         services.update_post(loaded, "Keep time", "edited", "", True)
         assert loaded.published_at == post.published_at
 

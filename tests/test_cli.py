@@ -46,7 +46,8 @@ def test_create_admin_with_password_option(runner, app):
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "Created admin root <root@example.com>."
     with app.app_context():
-        user = db.session.scalar(select(User).where(User.username == "root"))
+        user = db.session.scalar(select(User).where(User.username == "root")
+                                 .options(selectinload(User.roles)))
         assert user is not None
         assert user.email == "root@example.com"
         assert user.has_role("admin")

@@ -11,6 +11,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import selectinload
 
 from blog.database_session import transaction
 from blog.extensions import db
@@ -165,9 +166,10 @@ def test_placed_orders_add_up_exactly(app: Flask, make_user: Any, lines: list[tu
     user = make_user(f"buyer{n}")
     with app.test_request_context():
         with transaction() as session:
-            cart = session.scalar(select(Cart).where(Cart.user_id == user.id))
+            cart = session.scalar(select(Cart).where(Cart.user_id == user.id)
+                                  .options(selectinload(Cart.items)))
             for index, (price_cents, quantity) in enumerate(lines):
-                product = Product(name=f"P{n}-{index}", slug=f"p{n}-{index}")
+                product = Product(name=f"P{n}-{index}", slug=f"p{n}-{index}", variants=[])
                 variant = Variant(price=Decimal(price_cents).scaleb(-2), stock=quantity)
                 product.variants.append(variant)
                 session.add(product)

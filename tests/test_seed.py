@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from blog.accounts.models import Role, User, user_roles
 from blog.database import count_statements, utcnow
@@ -165,7 +165,7 @@ def check_invariants(app: Flask) -> None:
         # Orders: every status; amounts add up by the shop's own rules; lines are snapshots.
         rate = Decimal(app.config["SHOP_TAX_RATE"])
         shipping = dict(s.execute(select(ShippingMethod.id, ShippingMethod.price)).all())
-        orders = list(s.scalars(select(Order)))
+        orders = list(s.scalars(select(Order).options(selectinload(Order.items))))
         assert {order.status for order in orders} == set(OrderStatus.ALL)
         number = re.compile(f"IW-[{_NUMBER_ALPHABET}]{{8}}")
         now = utcnow()
@@ -207,7 +207,8 @@ def test_seed_makes_a_demo_site_that_keeps_every_invariant(app, runner):
         assert db.session.scalar(select(func.count()).select_from(likes)) > 0
         assert db.session.scalar(select(func.count()).select_from(follows)) > 0
         assert db.session.scalar(select(Discount.code)) == "WELCOME10"
-        reader = db.session.scalar(select(User).where(User.username == "reader"))
+        reader = db.session.scalar(select(User).where(User.username == "reader")
+                                   .options(selectinload(User.roles)))
         assert check_password(reader.password_hash, DEMO_PASSWORD) and not reader.is_admin
     check_invariants(app)
 
@@ -261,7 +262,8 @@ def test_force_adds_to_a_seeded_site_without_clashing(app, runner):
         # Shared vocabulary is reused, not duplicated.
         assert (count(Category), count(ShippingMethod)) == (5, 3)
         assert sorted(db.session.scalars(select(Discount.code))) == ["WELCOME10", "WELCOME10-2"]
-        admin2 = db.session.scalar(select(User).where(User.username == "admin2"))
+        admin2 = db.session.scalar(select(User).where(User.username == "admin2")
+                                   .options(selectinload(User.roles)))
         assert admin2.is_admin
     check_invariants(app)
 

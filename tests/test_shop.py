@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from blog.extensions import db
 from blog.shop.models import Cart, CartItem, Order, OrderItem, Product, Variant
@@ -524,7 +525,7 @@ def test_order_keeps_its_snapshot_when_the_product_changes(app: Flask, client: A
     shop.checkout(buyer["post"])
     order = _order(app)
     with app.app_context(), transaction() as session:
-        mug = session.get(Product, buyer["mug"].id)
+        mug = session.get(Product, buyer["mug"].id, options=[selectinload(Product.variants)])
         mug.name = "Renamed Mug"
         mug.active = False
         mug.variants[0].price = Decimal("99.00")

@@ -61,7 +61,9 @@ class User(UserMixin, TimestampMixin, Model):
     active: Mapped[bool] = mapped_column(default=True)
 
     # Loaded only where needed: the user loader joins them in; authors on list pages skip them.
-    roles: Mapped[list[Role]] = relationship(secondary=user_roles)
+    # Collections never load lazily (lazy="raise_on_sql"): a page that touches one it did not
+    # eager-load fails in tests instead of costing a query per row.
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="raise_on_sql")
     sessions: Mapped[list[UserSession]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )

@@ -16,7 +16,7 @@ from blinker import Namespace
 from flask import current_app
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from blog.accounts.models import LoginAttempt, Role, User, UserSession, lookup_key
 from blog.database import utcnow
@@ -73,9 +73,11 @@ def find_user(identifier: str) -> User | None:
     )
 
 
-def get_user_by_username(username: str) -> User | None:
-    """The member called ``username`` (any case), active or not."""
-    return db.session.scalar(select(User).where(User.username_key == lookup_key(username)))
+def get_user_by_username(username: str, *, with_roles: bool = False) -> User | None:
+    """The member called ``username`` (any case), active or not; ``with_roles`` loads their
+    roles too (a profile shows an admin badge)."""
+    stmt = select(User).where(User.username_key == lookup_key(username))
+    return db.session.scalar(stmt.options(selectinload(User.roles)) if with_roles else stmt)
 
 
 def load_user_for_token(token: str) -> User | None:

@@ -94,7 +94,9 @@ def save_product(product: Product | None, *, name: str, description: str, catego
     try:
         with transaction() as session:
             if product is None:
-                product = Product(slug=unique_slug(Product.slug, slugify(name, 200, fallback="product")))
+                # variants=[]: a new product's collection is known empty, so it never loads
+                product = Product(slug=unique_slug(Product.slug, slugify(name, 200, fallback="product")),
+                                  variants=[])
                 session.add(product)
             old_category = product.category.name if product.category else None
             product.name = name.strip()

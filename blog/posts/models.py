@@ -78,9 +78,10 @@ class Post(TimestampMixin, Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
 
     author: Mapped[User] = relationship()
-    tags: Mapped[list[Tag]] = relationship(secondary=post_tags, order_by=Tag.name)
+    # Collections never load lazily: whoever lists posts says what it loads (selectinload).
+    tags: Mapped[list[Tag]] = relationship(secondary=post_tags, order_by=Tag.name, lazy="raise_on_sql")
     comments: Mapped[list[Comment]] = relationship(
-        back_populates="post", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="post", cascade="all, delete-orphan", passive_deletes=True, lazy="raise_on_sql",
         order_by="Comment.created_at, Comment.id",
     )
 

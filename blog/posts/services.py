@@ -188,7 +188,9 @@ def create_post(author: User, title: str, body: str, tags: str, publish: bool) -
     for attempt in range(3):
         try:
             with transaction() as session:
-                post = Post(author_id=author.id, slug=unique_slug(Post.slug, slugify(title)))
+                # tags=[]: known empty, so replacing them below loads nothing (the tag lookup
+                # autoflushes the new post first)
+                post = Post(author_id=author.id, slug=unique_slug(Post.slug, slugify(title)), tags=[])
                 session.add(post)
                 _apply(post, title, body, parse_tags(tags), publish)
                 session.flush()

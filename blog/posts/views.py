@@ -155,7 +155,7 @@ def tag(name: str) -> str:
 
 @bp.route("/users/<username>")
 def profile(username: str) -> str:
-    user = get_user_by_username(username)
+    user = get_user_by_username(username, with_roles=True)
     if user is None or not (user.active or (current_user.is_authenticated and current_user.is_admin)):
         abort(404)
     page = services.paginate(services.posts_by(user))

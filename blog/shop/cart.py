@@ -85,11 +85,12 @@ def _cart_for_writing(session: Session) -> Cart:
     cart = _fresh_cart(session, _owner_clause())
     if cart is not None:
         return cart
+    # items=[]: a new cart's lines are known empty, so they never need loading.
     if current_user.is_authenticated:
-        cart = Cart(user_id=current_user.id)
+        cart = Cart(user_id=current_user.id, items=[])
     else:
         token = secrets.token_urlsafe(32)
-        cart = Cart(token_hash=_hash(token))
+        cart = Cart(token_hash=_hash(token), items=[])
         cart.new_token = token  # type: ignore[attr-defined]  # stored in the session after commit
     session.add(cart)
     session.flush()

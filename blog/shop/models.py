@@ -73,8 +73,9 @@ class Product(TimestampMixin, Model):
     image: Mapped[str | None] = mapped_column(String(100))
 
     category: Mapped[Category | None] = relationship()
+    # Collections never load lazily: whoever lists products says what it loads.
     variants: Mapped[list[Variant]] = relationship(
-        back_populates="product", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="product", cascade="all, delete-orphan", passive_deletes=True, lazy="raise_on_sql",
         order_by="Variant.id",
     )
 
@@ -137,7 +138,7 @@ class Cart(TimestampMixin, Model):
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     items: Mapped[list[CartItem]] = relationship(
-        back_populates="cart", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="cart", cascade="all, delete-orphan", passive_deletes=True, lazy="raise_on_sql",
         order_by="CartItem.added_at, CartItem.variant_id",
     )
 
@@ -339,7 +340,7 @@ class Order(TimestampMixin, Model):
 
     user: Mapped[User | None] = relationship()
     items: Mapped[list[OrderItem]] = relationship(
-        back_populates="order", cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="order", cascade="all, delete-orphan", passive_deletes=True, lazy="raise_on_sql",
         order_by="OrderItem.id",
     )
 
