@@ -11,6 +11,7 @@ Tests that need real commits seen by other connections (threads, gunicorn worker
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -203,6 +204,11 @@ def page_statements(client: FlaskClient, path: str) -> StatementCounter:
         response = client.get(path)
     assert response.status_code == 200, (path, response.status_code)
     return counted
+
+
+def text_of(response: Any) -> str:
+    """A response's body as text, with HTML entities decoded."""
+    return html.unescape(response.get_data(as_text=True))
 
 
 # --- shop --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ shipping and the audit trail."""
 
 from __future__ import annotations
 
-import html
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,16 +16,12 @@ from blog.admin.models import AuditEvent
 from blog.database import transaction, utcnow
 from blog.extensions import db
 from blog.shop.models import Discount, Order, ShippingMethod, Variant
-from tests.conftest import csrf_token, page_statements
+from tests.conftest import csrf_token, page_statements, text_of
 
 GET_ROUTES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/orders", "/admin/users",
               "/admin/comments", "/admin/posts",
               "/admin/discounts", "/admin/discounts/new", "/admin/shipping", "/admin/shipping/new",
               "/admin/audit"]
-
-
-def text_of(response: Any) -> str:
-    return html.unescape(response.get_data(as_text=True))
 
 
 def events(app: Flask, entity_type: str | None = None) -> list[AuditEvent]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from decimal import Decimal
 from typing import Any
 
@@ -14,11 +13,7 @@ from sqlalchemy.orm import selectinload
 from blog.admin.models import AuditEvent
 from blog.extensions import db
 from blog.shop.models import Category, Product
-from tests.conftest import csrf_token, page_statements
-
-
-def text_of(response: Any) -> str:
-    return html.unescape(response.get_data(as_text=True))
+from tests.conftest import csrf_token, page_statements, text_of
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the Atom feed, and a fixed number of SQL statements per list page."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from html import unescape
 from html.parser import HTMLParser
 
 import pytest
@@ -16,7 +15,7 @@ from blog.database import transaction
 from blog.extensions import db
 from blog.posts import services
 from blog.posts.models import Comment, Post, Tag, follows, likes
-from tests.conftest import AuthActions, csrf_token, page_statements
+from tests.conftest import AuthActions, csrf_token, page_statements, text_of
 
 
 @pytest.fixture
@@ -41,10 +40,6 @@ def write(client, **fields):
 def count(app, model_or_table) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model_or_table))
-
-
-def text_of(response) -> str:
-    return unescape(response.get_data(as_text=True))
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from decimal import Decimal
 from typing import Any
 
@@ -12,11 +11,7 @@ from sqlalchemy import func, select
 
 from blog.extensions import db
 from blog.shop.models import Cart, CartItem, Order, OrderItem, Product, Variant
-from tests.conftest import ADDRESS, PASSWORD, create_product, page_statements
-
-
-def text_of(response: Any) -> str:
-    return html.unescape(response.get_data(as_text=True))
+from tests.conftest import ADDRESS, PASSWORD, create_product, page_statements, text_of
 
 
 def variant_stock(app: Flask, variant_id: int) -> int:
