@@ -312,3 +312,27 @@ class ShopActions:
 @pytest.fixture
 def shop(client: FlaskClient) -> ShopActions:
     return ShopActions(client)
+
+
+@pytest.fixture
+def placed_order(app: Flask, auth: AuthActions, shop: ShopActions, make_user: Callable[..., User],
+                 make_product: Callable[..., Any], make_shipping: Callable[..., Any]) -> dict[str, Any]:
+    """An order placed through the checkout: alice, still logged in, bought 2 Mugs at 8.00 (5 in
+    stock, 3 left) sent by Post at 5.00, 21.00 in all; it is pending.
+
+    Keys: ``order`` (with its items), its ``number``, the ``mug``, its ``variant_id``, ``post``.
+    """
+    from sqlalchemy.orm import selectinload
+
+    from blog.shop.models import Order
+
+    make_user("alice")
+    mug = make_product("Mug", [("", "8.00", 5)])
+    post = make_shipping("Post", "5.00")
+    auth.login("alice")
+    shop.add(mug, 2)
+    shop.checkout(post)
+    with app.app_context():
+        order = db.session.scalars(select(Order).options(selectinload(Order.items))).one()
+    return {"order": order, "number": order.number, "mug": mug, "variant_id": mug.variants[0].id,
+            "post": post}

@@ -32,13 +32,6 @@ def events(app: Flask, entity_type: str | None = None) -> list[AuditEvent]:
         return list(db.session.scalars(stmt))
 
 
-@pytest.fixture
-def admin(auth: Any, make_user: Any) -> Any:
-    user = make_user("root", admin=True)
-    auth.login("root")
-    return user
-
-
 # --- access ----------------------------------------------------------------------------------
 
 
@@ -84,24 +77,6 @@ def test_admin_link_only_for_admins(client: Any, auth: Any, make_user: Any) -> N
 
 
 # --- orders ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def placed(app: Flask, client: Any, auth: Any, shop: Any, make_user: Any, make_product: Any,
-           make_shipping: Any) -> dict[str, Any]:
-    """alice ordered 2 mugs (8.00) with Post (5.00): total 21.00. Then root logs in."""
-    make_user("alice")
-    mug = make_product("Mug", [("", "8.00", 5)])
-    post = make_shipping("Post", "5.00")
-    auth.login("alice")
-    shop.add(mug, 2)
-    shop.checkout(post)
-    auth.logout()
-    make_user("root", admin=True)
-    auth.login("root")
-    with app.app_context():
-        number = db.session.scalar(select(Order.number))
-    return {"number": number, "variant_id": mug.variants[0].id, "mug": mug, "post": post}
 
 
 def _move(client: Any, number: str, status: str) -> Any:

@@ -26,30 +26,15 @@ ALLOWED = {
 PAIRS = [(old, new) for old in OrderStatus.ALL for new in OrderStatus.ALL]
 
 
-@pytest.fixture
-def placed(app: Flask, shop: Any, auth: Any, make_user: Any, make_product: Any,
-           make_shipping: Any) -> dict[str, Any]:
-    """An order for 2 of a mug (5 in stock before, 3 after)."""
-    make_user("alice")
-    mug = make_product("Mug", [("", "8.00", 5)])
-    post = make_shipping()
-    auth.login("alice")
-    shop.add(mug, 2)
-    shop.checkout(post)
-    with app.app_context():
-        order = db.session.scalars(select(Order)).one()
-    return {"order": order, "variant_id": mug.variants[0].id}
-
-
 def _force(app: Flask, order: Order, status: str) -> None:
     with app.app_context(), transaction() as session:
         session.execute(update(Order).where(Order.id == order.id).values(status=status))
 
 
-def _state(app: Flask, placed: dict[str, Any]) -> tuple[str, int]:
+def _state(app: Flask, placed_order: dict[str, Any]) -> tuple[str, int]:
     with app.app_context():
-        status = db.session.scalar(select(Order.status).where(Order.id == placed["order"].id))
-        stock = db.session.scalar(select(Variant.stock).where(Variant.id == placed["variant_id"]))
+        status = db.session.scalar(select(Order.status).where(Order.id == placed_order["order"].id))
+        stock = db.session.scalar(select(Variant.stock).where(Variant.id == placed_order["variant_id"]))
     return status, stock
 
 
@@ -59,59 +44,57 @@ def test_transitions_table_is_the_documented_one() -> None:
 
 
 @pytest.mark.parametrize(("old", "new"), PAIRS)
-def test_every_state_and_move(app: Flask, placed: dict[str, Any], old: str, new: str) -> None:
-    _force(app, placed["order"], old)
+def test_every_state_and_move(app: Flask, placed_order: dict[str, Any], old: str, new: str) -> None:
+    _force(app, placed_order["order"], old)
     with app.app_context():
-        order = db.session.get(Order, placed["order"].id)
+        order = db.session.get(Order, placed_order["order"].id)
         if (old, new) in ALLOWED:
             orders.change_status(order, new)
             assert order.status == new
         else:
             with pytest.raises(ShopError, match="cannot be marked"):
                 orders.change_status(order, new)
-    status, stock = _state(app, placed)
+    status, stock = _state(app, placed_order)
     assert status == (new if (old, new) in ALLOWED else old)
     assert stock == (5 if (old, new) in ALLOWED and new == "cancelled" else 3)
 
 
-def test_a_stale_order_cannot_be_moved_twice(app: Flask, placed: dict[str, Any]) -> None:
+def test_a_stale_order_cannot_be_moved_twice(app: Flask, placed_order: dict[str, Any]) -> None:
     """Two admins look at the same pending order; both press cancel. Stock comes back once."""
     with app.app_context():
-        first = db.session.get(Order, placed["order"].id)
+        first = db.session.get(Order, placed_order["order"].id)
     with app.app_context():
-        second = db.session.get(Order, placed["order"].id)
+        second = db.session.get(Order, placed_order["order"].id)
     with app.app_context():
         orders.change_status(first, "cancelled")
     with app.app_context(), pytest.raises(ShopError, match="changed by someone else"):
         orders.change_status(second, "cancelled")
-    assert _state(app, placed) == ("cancelled", 5)
+    assert _state(app, placed_order) == ("cancelled", 5)
 
 
-def test_status_changes_are_announced_in_the_transaction(app: Flask, placed: dict[str, Any]) -> None:
+def test_status_changes_are_announced_in_the_transaction(app: Flask, placed_order: dict[str, Any]) -> None:
     seen: list[tuple[str, str]] = []
 
     def listener(sender: Any, order: Order, old: str, new: str, actor: Any, **extra: Any) -> None:
         seen.append((old, new))
 
     with orders.order_status_changed.connected_to(listener), app.app_context():
-        orders.change_status(db.session.get(Order, placed["order"].id), "paid")
+        orders.change_status(db.session.get(Order, placed_order["order"].id), "paid")
     assert seen == [("pending", "paid")]
 
 
-def test_database_refuses_an_unknown_status(app: Flask, placed: dict[str, Any]) -> None:
+def test_database_refuses_an_unknown_status(app: Flask, placed_order: dict[str, Any]) -> None:
     from sqlalchemy.exc import IntegrityError
     with pytest.raises(IntegrityError):
-        _force(app, placed["order"], "lost")
-
+        _force(app, placed_order["order"], "lost")
 
 
 # --- the member's order pages ---------------------------------------------------------------------
 
 
-def test_orders_list_is_the_members_own(app: Flask, client: Any, auth: Any, shop: Any, buyer: Any,
+def test_orders_list_is_the_members_own(client: Any, auth: Any, placed_order: dict[str, Any],
                                         make_user: Any) -> None:
-    shop.checkout(buyer["post"])
-    number = last_order(app).number
+    number = placed_order["number"]
     assert number in text_of(client.get("/shop/orders"))
     auth.logout()
     make_user("bob")
@@ -120,11 +103,10 @@ def test_orders_list_is_the_members_own(app: Flask, client: Any, auth: Any, shop
     assert number not in page and "not ordered anything yet" in page
 
 
-def test_other_members_orders_are_404(app: Flask, client: Any, auth: Any, shop: Any, buyer: Any,
+def test_other_members_orders_are_404(app: Flask, client: Any, auth: Any, placed_order: dict[str, Any],
                                       make_user: Any) -> None:
     from tests.conftest import csrf_token
-    shop.checkout(buyer["post"])
-    number = last_order(app).number
+    number = placed_order["number"]
     auth.logout()
     assert client.get(f"/shop/orders/{number}").status_code == 302  # anonymous: log in first
     make_user("bob")
@@ -159,24 +141,22 @@ def test_owner_cancels_a_pending_order_and_stock_returns_once(app: Flask, client
     assert "can no longer be cancelled" in text_of(client.get(f"/shop/orders/{number}"))
 
 
-def test_owner_cannot_cancel_once_paid(app: Flask, client: Any, shop: Any, buyer: Any) -> None:
+def test_owner_cannot_cancel_once_paid(app: Flask, client: Any, placed_order: dict[str, Any]) -> None:
     from blog.shop import orders
     from tests.conftest import csrf_token
-    shop.checkout(buyer["post"])
-    order = last_order(app)
+    order = placed_order["order"]
     with app.app_context():
         orders.change_status(order, "paid")
     assert "Cancel this order" not in text_of(client.get(f"/shop/orders/{order.number}"))
     client.post(f"/shop/orders/{order.number}/cancel", data={"csrf_token": csrf_token(client, "/shop/cart")})
     assert last_order(app).status == "paid"
-    assert variant_stock(app, buyer["mug"].variants[0].id) == 3
+    assert variant_stock(app, placed_order["mug"].variants[0].id) == 3
 
 
-def test_orders_pagination(app: Flask, client: Any, shop: Any, buyer: Any) -> None:
+def test_orders_pagination(app: Flask, client: Any, shop: Any, placed_order: dict[str, Any]) -> None:
     app.config["ORDERS_PER_PAGE"] = 1
-    shop.checkout(buyer["post"])
-    shop.add(buyer["mug"], 1)
-    shop.checkout(buyer["post"])
+    shop.add(placed_order["mug"], 1)
+    shop.checkout(placed_order["post"])
     assert client.get("/shop/orders?page=2").status_code == 200
     assert client.get("/shop/orders?page=3").status_code == 404
 
@@ -196,12 +176,11 @@ def test_order_keeps_its_snapshot_when_the_product_changes(app: Flask, client: A
     assert "Mug" in page and "$8.00" in page and "$43.00" in page
 
 
-def test_database_refuses_a_total_that_does_not_add_up(app: Flask, buyer: Any, shop: Any) -> None:
+def test_database_refuses_a_total_that_does_not_add_up(app: Flask, placed_order: dict[str, Any]) -> None:
     from sqlalchemy.exc import IntegrityError
 
     from blog.database import transaction
-    shop.checkout(buyer["post"])
-    order = last_order(app)
+    order = placed_order["order"]
     with app.app_context(), pytest.raises(IntegrityError), transaction() as session:
         session.get(Order, order.id).total = order.total + Decimal("0.01")
 
