@@ -7,6 +7,10 @@ savepoints, so a service's ``commit()`` releases a savepoint and nothing survive
 
 Tests that need real commits seen by other connections (threads, gunicorn workers) use the
 ``committed_app`` fixture instead, which cleans the tables afterwards.
+
+The tests mirror the code: a folder per domain (accounts, posts, shop, admin) with its own
+``conftest.py``. This one holds what more than one domain uses; the tests of the modules at the
+top of ``blog/`` (config, database, security, cli, seed ...) sit next to it.
 """
 
 from __future__ import annotations
@@ -211,7 +215,7 @@ def text_of(response: Any) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
-# --- shop --------------------------------------------------------------------------------
+# --- shop: used by the shop's tests, the admin's and the seed's ------------------------------
 
 
 def create_product(name: str, variants: list[tuple[str, str, int]] | None = None, *,
