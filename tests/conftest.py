@@ -7,10 +7,15 @@ savepoints, so a service's ``commit()`` releases a savepoint and nothing survive
 
 Tests that need real commits seen by other connections (threads, gunicorn workers) use the
 ``committed_app`` fixture instead, which cleans the tables afterwards.
+
+The tests mirror the code: a folder per domain (accounts, posts, shop, admin) with its own
+``conftest.py``. This one holds what more than one domain uses; the tests of the modules at the
+top of ``blog/`` (config, database, security, cli, seed ...) sit next to it.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -205,7 +210,12 @@ def page_statements(client: FlaskClient, path: str) -> StatementCounter:
     return counted
 
 
-# --- shop --------------------------------------------------------------------------------
+def text_of(response: Any) -> str:
+    """A response's body as text, with HTML entities decoded."""
+    return html.unescape(response.get_data(as_text=True))
+
+
+# --- shop: used by the shop's tests, the admin's and the seed's ------------------------------
 
 
 def create_product(name: str, variants: list[tuple[str, str, int]] | None = None, *,
@@ -306,3 +316,27 @@ class ShopActions:
 @pytest.fixture
 def shop(client: FlaskClient) -> ShopActions:
     return ShopActions(client)
+
+
+@pytest.fixture
+def placed_order(app: Flask, auth: AuthActions, shop: ShopActions, make_user: Callable[..., User],
+                 make_product: Callable[..., Any], make_shipping: Callable[..., Any]) -> dict[str, Any]:
+    """An order placed through the checkout: alice, still logged in, bought 2 Mugs at 8.00 (5 in
+    stock, 3 left) sent by Post at 5.00, 21.00 in all; it is pending.
+
+    Keys: ``order`` (with its items), its ``number``, the ``mug``, its ``variant_id``, ``post``.
+    """
+    from sqlalchemy.orm import selectinload
+
+    from blog.shop.models import Order
+
+    make_user("alice")
+    mug = make_product("Mug", [("", "8.00", 5)])
+    post = make_shipping("Post", "5.00")
+    auth.login("alice")
+    shop.add(mug, 2)
+    shop.checkout(post)
+    with app.app_context():
+        order = db.session.scalars(select(Order).options(selectinload(Order.items))).one()
+    return {"order": order, "number": order.number, "mug": mug, "variant_id": mug.variants[0].id,
+            "post": post}

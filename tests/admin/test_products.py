@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from decimal import Decimal
 from typing import Any
 
@@ -14,18 +13,7 @@ from sqlalchemy.orm import selectinload
 from blog.admin.models import AuditEvent
 from blog.extensions import db
 from blog.shop.models import Category, Product
-from tests.conftest import csrf_token, page_statements
-
-
-def text_of(response: Any) -> str:
-    return html.unescape(response.get_data(as_text=True))
-
-
-@pytest.fixture
-def admin(auth: Any, make_user: Any) -> Any:
-    user = make_user("root", admin=True)
-    auth.login("root")
-    return user
+from tests.conftest import csrf_token, page_statements, text_of
 
 
 def _form(client: Any, path: str = "/admin/products/new", **fields: Any) -> Any:
@@ -136,19 +124,10 @@ def test_edit_keeps_the_slug_and_records_changes(app: Flask, client: Any, admin:
                               "category": ["Books", "Stationery"]}
 
 
-def test_ordered_product_is_deactivated_not_deleted(app: Flask, client: Any, auth: Any, shop: Any,
-                                                    make_user: Any, make_product: Any,
-                                                    make_shipping: Any) -> None:
-    make_user("alice")
-    mug = make_product("Mug")
+def test_ordered_product_is_deactivated_not_deleted(app: Flask, client: Any, placed: dict[str, Any],
+                                                    make_product: Any) -> None:
+    mug = placed["mug"]
     spare = make_product("Spare")
-    post = make_shipping()
-    auth.login("alice")
-    shop.add(mug, 1)
-    shop.checkout(post)
-    auth.logout()
-    make_user("root", admin=True)
-    auth.login("root")
     for product in (mug, spare):
         client.post(f"/admin/products/{product.id}/delete",
                     data={"csrf_token": csrf_token(client, "/admin/products")})

@@ -3,7 +3,6 @@ shipping and the audit trail."""
 
 from __future__ import annotations
 
-import html
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,16 +17,12 @@ from blog.database import utcnow
 from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.models import Discount, Order, ShippingMethod, Variant
-from tests.conftest import csrf_token, page_statements
+from tests.conftest import csrf_token, page_statements, text_of
 
 GET_ROUTES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/orders", "/admin/users",
               "/admin/comments", "/admin/posts",
               "/admin/discounts", "/admin/discounts/new", "/admin/shipping", "/admin/shipping/new",
               "/admin/audit"]
-
-
-def text_of(response: Any) -> str:
-    return html.unescape(response.get_data(as_text=True))
 
 
 def events(app: Flask, entity_type: str | None = None) -> list[AuditEvent]:
@@ -36,13 +31,6 @@ def events(app: Flask, entity_type: str | None = None) -> list[AuditEvent]:
         if entity_type:
             stmt = stmt.where(AuditEvent.entity_type == entity_type)
         return list(db.session.scalars(stmt))
-
-
-@pytest.fixture
-def admin(auth: Any, make_user: Any) -> Any:
-    user = make_user("root", admin=True)
-    auth.login("root")
-    return user
 
 
 # --- access ----------------------------------------------------------------------------------
@@ -90,24 +78,6 @@ def test_admin_link_only_for_admins(client: Any, auth: Any, make_user: Any) -> N
 
 
 # --- orders ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def placed(app: Flask, client: Any, auth: Any, shop: Any, make_user: Any, make_product: Any,
-           make_shipping: Any) -> dict[str, Any]:
-    """alice ordered 2 mugs (8.00) with Post (5.00): total 21.00. Then root logs in."""
-    make_user("alice")
-    mug = make_product("Mug", [("", "8.00", 5)])
-    post = make_shipping("Post", "5.00")
-    auth.login("alice")
-    shop.add(mug, 2)
-    shop.checkout(post)
-    auth.logout()
-    make_user("root", admin=True)
-    auth.login("root")
-    with app.app_context():
-        number = db.session.scalar(select(Order.number))
-    return {"number": number, "variant_id": mug.variants[0].id, "mug": mug, "post": post}
 
 
 def _move(client: Any, number: str, status: str) -> Any:

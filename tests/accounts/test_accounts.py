@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from html import unescape
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -12,27 +9,8 @@ from sqlalchemy.orm import selectinload
 from blog.accounts import services
 from blog.accounts.models import LoginAttempt, User, UserSession
 from blog.extensions import db
+from tests.accounts.conftest import field_errors, is_logged_in, register
 from tests.conftest import PASSWORD, csrf_token
-
-
-def register(client, username="alice", email="alice@example.com", password=PASSWORD, confirm=None):
-    return client.post("/auth/register", data={
-        "csrf_token": csrf_token(client, "/auth/register"),
-        "username": username, "email": email, "password": password,
-        "confirm": password if confirm is None else confirm,
-    })
-
-
-def field_errors(response) -> list[str]:
-    html = response.get_data(as_text=True)
-    if 'class="errors"' not in html:
-        return []
-    return [unescape(text) for text in re.findall(r"<li>([^<]+)</li>", html.split('class="errors"', 1)[1])]
-
-
-def is_logged_in(client) -> bool:
-    return client.get("/auth/password").status_code == 200
-
 
 # --- registration ------------------------------------------------------------------------
 

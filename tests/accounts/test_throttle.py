@@ -28,7 +28,7 @@ from blog.database_session import transaction
 from blog.extensions import db
 from tests.conftest import PASSWORD, TEST_REDIS_URL, csrf_token
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 THROTTLED = "Too many failed login attempts."
 
 
