@@ -94,9 +94,10 @@ def product_list(q: str = "", category_id: int | None = None, active: bool | Non
     return stmt
 
 
-def categories() -> list[Category]:
-    """Every category, by name (the product list's filter)."""
-    return list(db.session.scalars(select(Category).order_by(Category.name)))
+def category_choices() -> list[tuple[int, str]]:
+    """``(id, name)`` of every category, by name: the product list's category filter."""
+    rows = db.session.execute(select(Category.id, Category.name).order_by(Category.name))
+    return [(ident, name) for ident, name in rows]
 
 
 def category_names() -> list[str]:

@@ -79,7 +79,7 @@ def product_list() -> str:
     category_id = request.args.get("category", type=int)
     stmt = products.product_list(q, category_id, {"yes": True, "no": False}.get(active))
     page = paginate(stmt, PER_PAGE)
-    return render_template("admin/products.html", page=page, q=q, categories=products.categories(),
+    return render_template("admin/products.html", page=page, q=q, categories=products.category_choices(),
                            category_id=category_id, active=active, form=ButtonForm(formdata=None))
 
 
