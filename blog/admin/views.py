@@ -7,6 +7,7 @@ Views stay thin: read the request, call a service of :mod:`blog.admin.services` 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -50,7 +51,7 @@ def _search() -> str:
     return request.args.get("q", "").strip()[:100]
 
 
-def _choice(name: str, allowed: Any) -> str:
+def _choice(name: str, allowed: Collection[str]) -> str:
     """Query argument ``name`` when it is one of ``allowed``, else "" (no filter)."""
     value = request.args.get(name, "")
     return value if value in allowed else ""
