@@ -156,6 +156,24 @@ def test_product_form_needs_complete_variants(app: Flask, fields: dict[str, str]
         assert (form.form_errors if field is None else form[field].errors) == [message]
 
 
+def test_a_product_of_several_variants_is_edited_in_its_rows(app: Flask, client: Any, admin: Any,
+                                                             make_product: Any) -> None:
+    shirt = make_product("Shirt", [("M", "20.00", 4), ("L", "22.00", 0)])
+    mug = make_product("Mug")
+    path = f"/admin/products/{shirt.id}/edit"
+    page = client.get(path).get_data(as_text=True)
+    assert 'name="price"' not in page  # no single price for a product of several variants
+    for n, variant in enumerate(shirt.variants):
+        assert f'name="variants-{n}-id" type="hidden" value="{variant.id}"' in page
+        assert f'name="variants-{n}-label" type="text" value="{variant.label}"' in page
+    assert 'name="variants-3-label" type="text" value=""' in page  # two spare rows
+    response = client.post(path, data={
+        "csrf_token": csrf_token(client, path), "name": "Shirt", "active": "y", "reason": "",
+        "variants-0-id": str(mug.variants[0].id), "variants-0-label": "M", "variants-0-price": "1",
+        "variants-0-stock": "1"})
+    assert "A variant of another product was submitted." in text_of(response)
+
+
 # --- image files follow their product ----------------------------------------------------------
 
 
