@@ -81,7 +81,10 @@ class DefaultConfig:
     #: Tax as a fraction of the discounted subtotal ("0.2" is 20%); see README for rounding.
     SHOP_TAX_RATE = "0"
     PRODUCTS_PER_PAGE = 12
+    #: Orders per page of the customer's "Your orders".
     ORDERS_PER_PAGE = 20
+    #: Rows per page of every admin list (products, orders, members, comments, posts, audit).
+    ADMIN_PER_PAGE = 20
     #: The most of one item a cart line may hold.
     SHOP_MAX_LINE_QUANTITY = 20
     #: At or below this many, a product page says "Only N left".

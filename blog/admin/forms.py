@@ -1,12 +1,15 @@
-"""Admin forms. Filters on list pages are plain GET query arguments, not forms."""
+"""Admin forms, and the mapping from what they hold to what the admin services take.
+Filters on list pages are plain GET query arguments, not forms."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
@@ -32,7 +35,10 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from blog.shop.models import OrderStatus
+from blog.admin.products import ProductInput, VariantInput, several_variants, single_variant
+from blog.admin.services import DiscountValues, ShippingValues
+from blog.database import CENT
+from blog.shop.models import Discount, OrderStatus, Product
 
 
 class OrderStatusForm(FlaskForm):
@@ -44,6 +50,15 @@ def whole_cents(form: Any, field: Any) -> None:
     """An amount of money has at most two decimal places (no silent rounding)."""
     if field.data is not None and field.data != field.data.quantize(Decimal("0.01")):
         raise ValidationError("Use at most two decimal places.")
+
+
+def _cents(amount: Decimal | None) -> Decimal | None:
+    return amount.quantize(CENT) if amount is not None else None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time typed in the form (labelled UTC) as an aware datetime."""
+    return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
 def _money(label: str, *, required: bool = True, minimum: str = "0") -> DecimalField:
@@ -67,6 +82,24 @@ class DiscountForm(FlaskForm):
     usage_limit = IntegerField("Usage limit", validators=[Optional(), NumberRange(min=1, max=10_000_000)])
     min_subtotal = _money("Minimum subtotal", required=False)
 
+    @classmethod
+    def of(cls, discount: Discount | None) -> DiscountForm:
+        """The form for ``discount`` (None: a new code): what was submitted, or else the
+        code's values, its percent or amount shown as the one ``value``."""
+        form = cls(obj=discount)
+        if discount is not None and not form.is_submitted():
+            form.kind.data = discount.kind
+            form.value.data = discount.percent if discount.kind == "percentage" else discount.amount
+        return form
+
+    def discount_values(self) -> DiscountValues:
+        """The validated form as the values of a code: the code upper-case, times in UTC."""
+        return DiscountValues(
+            code=self.code.data.strip().upper(), kind=self.kind.data,
+            value=self.value.data.quantize(CENT), active=self.active.data,
+            starts_at=_utc(self.starts_at.data), ends_at=_utc(self.ends_at.data),
+            usage_limit=self.usage_limit.data, min_subtotal=_cents(self.min_subtotal.data))
+
     def validate(self, extra_validators: Any = None) -> bool:
         if not super().validate(extra_validators):
             return False
@@ -85,6 +118,11 @@ class ShippingForm(FlaskForm):
     price = _money("Price")
     active = BooleanField("Active", default=True)
 
+    def shipping_values(self) -> ShippingValues:
+        """The validated form as the values of a shipping method."""
+        return ShippingValues(name=self.name.data.strip(), price=self.price.data.quantize(CENT),
+                              active=self.active.data)
+
 
 class VariantRowForm(Form):
     """One variant in the product form (no CSRF of its own: it is part of ProductForm)."""
@@ -94,6 +132,20 @@ class VariantRowForm(Form):
     sku = StringField("SKU", validators=[Optional(), Length(max=64)])
     price = _money("Price", required=False)
     stock = IntegerField("Stock", validators=[Optional(), NumberRange(min=0, max=2_147_483_647)])
+
+    def is_filled(self) -> bool:
+        """Whether the admin used this row (blank rows are spares, ignored)."""
+        return bool((self.label.data or "").strip()) or self.price.data is not None
+
+    def is_complete(self) -> bool:
+        return self.price.data is not None and self.stock.data is not None
+
+    def variant_input(self) -> VariantInput:
+        """The row as a variant; ``id`` names an existing one (only its own product's is
+        accepted, by the service)."""
+        ident = self.id.data or ""
+        return VariantInput(int(ident) if ident.isdecimal() else None, self.label.data or "",
+                            self.sku.data or "", self.price.data.quantize(CENT), self.stock.data)
 
 
 class ProductForm(FlaskForm):
@@ -109,3 +161,63 @@ class ProductForm(FlaskForm):
     image = FileField("Image (JPEG, PNG or WebP)")
     variants = FieldList(FormField(VariantRowForm), min_entries=0, max_entries=50)
     reason = StringField("Reason for a stock change", validators=[Length(max=200)])
+
+    #: Empty variant rows offered below the filled ones, for adding variants.
+    SPARE_ROWS = 2
+
+    @classmethod
+    def of(cls, product: Product | None) -> ProductForm:
+        """The form for ``product`` (None: a new one): what was submitted, or else the
+        product's values, its variants as rows when it has several."""
+        form = cls()
+        if not form.is_submitted():
+            form._show(product)
+        return form
+
+    def _show(self, product: Product | None) -> None:
+        if product is not None:
+            self.name.data, self.description.data = product.name, product.description
+            self.category.data = product.category.name if product.category else ""
+            self.active.data = product.active
+            if len(product.variants) == 1:
+                self.price.data, self.stock.data = product.variants[0].price, product.variants[0].stock
+            else:
+                for variant in product.variants:
+                    self.variants.append_entry({"id": str(variant.id), "label": variant.label,
+                                                "sku": variant.sku or "", "price": variant.price,
+                                                "stock": variant.stock})
+        for _ in range(self.SPARE_ROWS):
+            self.variants.append_entry()
+
+    def _filled_rows(self) -> list[VariantRowForm]:
+        return [entry.form for entry in self.variants if entry.form.is_filled()]
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The fields, then the variants: every filled row complete, or else (no row
+        filled) the top-level price and stock given."""
+        if not super().validate(extra_validators):
+            return False
+        rows = self._filled_rows()
+        if rows and not all(row.is_complete() for row in rows):
+            self.form_errors.append("Every variant needs a price and a stock.")
+            return False
+        if not rows and (self.price.data is None or self.stock.data is None):
+            self.price.errors.append("Give the price and the stock.")
+            return False
+        return True
+
+    def image_upload(self) -> FileStorage | None:
+        """The image file chosen, if any."""
+        upload = self.image.data
+        return upload if isinstance(upload, FileStorage) and upload.filename else None
+
+    def product_input(self, product: Product | None) -> ProductInput:
+        """The validated form as ``product``'s new values (None: a new product). Its
+        variants are the filled rows, or else the single variant of the top-level price and
+        stock."""
+        rows = [row.variant_input() for row in self._filled_rows()]
+        variants = (several_variants(product, rows) if rows else
+                    [single_variant(product, self.price.data.quantize(CENT), self.stock.data)])
+        return ProductInput(name=self.name.data, description=self.description.data or "",
+                            category=self.category.data or "", active=self.active.data,
+                            variants=variants, reason=self.reason.data or "")

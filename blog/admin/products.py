@@ -2,24 +2,28 @@
 
 Every change is written with its audit events in one transaction. A stock change on an
 existing variant needs a reason, which the audit event keeps with who made it. A product that
-has been ordered is deactivated, never deleted, so its orders keep pointing at it.
+has been ordered is deactivated, never deleted, so its orders keep pointing at it. Image
+files follow the rows that name them: stored before the transaction, deleted after it (the
+new one when it failed, the replaced or deleted product's one when it committed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload, with_expression
+from werkzeug.datastructures import FileStorage
 
 from blog.admin.audit import diff, record
 from blog.admin.services import AdminError
 from blog.database import contains_pattern
 from blog.database_session import transaction, unique_slug
 from blog.extensions import db
+from blog.shop import images
 from blog.shop.models import Category, OrderItem, Product, Variant
 from blog.text import slugify
 
@@ -33,6 +37,38 @@ class VariantInput:
     sku: str
     price: Decimal
     stock: int
+
+
+@dataclass
+class ProductInput:
+    """A product as the admin form gives it (its image comes separately, as an upload)."""
+
+    name: str
+    description: str
+    category: str
+    active: bool
+    variants: list[VariantInput]
+    #: Why a stock figure changed; needed when one did.
+    reason: str = ""
+
+
+def single_variant(product: Product | None, price: Decimal, stock: int) -> VariantInput:
+    """The variant a price and a stock alone describe: ``product``'s own when it has exactly
+    one (keeping its label and SKU), else a new one."""
+    if product is None or len(product.variants) != 1:
+        return VariantInput(None, "", "", price, stock)
+    only = product.variants[0]
+    return VariantInput(only.id, only.label, only.sku or "", price, stock)
+
+
+def several_variants(product: Product | None, rows: list[VariantInput]) -> list[VariantInput]:
+    """``rows`` as the variants of ``product``. A single-variant product given only new rows
+    keeps its variant as the first of them, so no unlabelled leftover stays on sale beside
+    the new ones."""
+    if (rows and product is not None and len(product.variants) == 1
+            and all(row.id is None for row in rows)):
+        return [replace(rows[0], id=product.variants[0].id), *rows[1:]]
+    return rows
 
 
 def product_list(q: str = "", category_id: int | None = None, active: bool | None = None) -> Select[Any]:
@@ -58,7 +94,19 @@ def product_list(q: str = "", category_id: int | None = None, active: bool | Non
     return stmt
 
 
+def category_choices() -> list[tuple[int, str]]:
+    """``(id, name)`` of every category, by name: the product list's category filter."""
+    rows = db.session.execute(select(Category.id, Category.name).order_by(Category.name))
+    return [(ident, name) for ident, name in rows]
+
+
+def category_names() -> list[str]:
+    """The name of every category, sorted (the product form offers them)."""
+    return list(db.session.scalars(select(Category.name).order_by(Category.name)))
+
+
 def get_product(product_id: int) -> Product | None:
+    """The product with its category and variants, or None."""
     return db.session.scalar(select(Product).where(Product.id == product_id).options(
         joinedload(Product.category), selectinload(Product.variants)))
 
@@ -77,14 +125,29 @@ def category_named(session: Session, name: str) -> Category | None:
     return category
 
 
-def save_product(product: Product | None, *, name: str, description: str, category: str,
-                 active: bool, variants: list[VariantInput], reason: str = "",
-                 image: str | None = None) -> Product:
-    """Create (``product`` None) or edit a product and its variants.
+def save_product(product: Product | None, data: ProductInput,
+                 upload: FileStorage | None = None) -> Product:
+    """Create (``product`` None) or edit a product and its variants; ``upload``, when given,
+    becomes its image.
 
-    Raises AdminError, changing nothing, when a stock change has no reason, no variant is
-    left, or a SKU or label is already taken.
+    Raises ImageError when the upload is refused, and AdminError when a stock change has no
+    reason, no variant is left, or a SKU or label is already taken; either way nothing
+    changes, and no new file stays behind.
     """
+    new_image = images.save_product_image(upload) if upload is not None else None
+    old_image = product.image if product is not None else None
+    try:
+        saved = _write_product(product, data, new_image)
+    except BaseException:  # whatever failed, no committed row names the new file
+        images.delete_product_image(new_image)
+        raise
+    if new_image and old_image and old_image != new_image:
+        images.delete_product_image(old_image)
+    return saved
+
+
+def _write_product(product: Product | None, data: ProductInput, image: str | None) -> Product:
+    variants = data.variants
     if not variants:
         raise AdminError("A product needs at least one variant (a price and a stock).", "price")
     labels = [v.label for v in variants]
@@ -95,24 +158,24 @@ def save_product(product: Product | None, *, name: str, description: str, catego
         with transaction() as session:
             if product is None:
                 # variants=[]: a new product's collection is known empty, so it never loads
-                product = Product(slug=unique_slug(Product.slug, slugify(name, 200, fallback="product")),
+                product = Product(slug=unique_slug(Product.slug, slugify(data.name, 200, fallback="product")),
                                   variants=[])
                 session.add(product)
             old_category = product.category.name if product.category else None
-            product.name = name.strip()
-            product.description = description
-            product.active = active
+            product.name = data.name.strip()
+            product.description = data.description
+            product.active = data.active
             if image is not None:
                 product.image = image
             # Before the category lookup below, whose autoflush would clear the history.
             changes = diff(product, ("name", "description", "active", "image"))
-            product.category = category_named(session, category)
+            product.category = category_named(session, data.category)
             new_category = product.category.name if product.category else None
             if new_category != old_category:
                 changes["category"] = [old_category, new_category]
             session.flush()
             record("product", product.slug, "create" if new else "update", changes)
-            _save_variants(session, product, variants, reason, new)
+            _save_variants(session, product, variants, data.reason, new)
     except IntegrityError as error:
         message = ("That SKU is already used by another variant." if "sku" in str(error.orig)
                    else "Two variants of a product cannot have the same label.")
@@ -146,11 +209,14 @@ def _save_variants(session: Session, product: Product, rows: list[VariantInput],
 
 
 def was_ordered(product: Product) -> bool:
+    """Whether any order has a line of ``product``."""
     return bool(db.session.scalar(select(exists().where(OrderItem.product_id == product.id))))
 
 
 def retire_product(product: Product) -> str:
-    """Delete a product never ordered; deactivate one that was. Returns what happened."""
+    """Delete a product never ordered (and then its image); deactivate one that was.
+    Returns what happened: ``"deleted"`` or ``"deactivated"``."""
+    image = product.image
     with transaction() as session:
         if was_ordered(product):
             if product.active:
@@ -159,4 +225,5 @@ def retire_product(product: Product) -> str:
             return "deactivated"
         record("product", product.slug, "delete", {"name": [product.name, None]})
         session.delete(product)
-        return "deleted"
+    images.delete_product_image(image)
+    return "deleted"

@@ -8,6 +8,9 @@ back, together.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from flask_login import current_user
@@ -22,10 +25,17 @@ from blog.admin.models import AuditEvent
 from blog.database import contains_pattern
 from blog.database_session import transaction
 from blog.errors import ServiceError
+from blog.extensions import db
 from blog.posts.models import Comment, Post
 from blog.shop import orders
 from blog.shop.errors import ShopError
-from blog.shop.models import Discount, Order, ShippingMethod
+from blog.shop.models import (
+    Discount,
+    FixedAmountDiscount,
+    Order,
+    PercentageDiscount,
+    ShippingMethod,
+)
 
 
 class AdminError(ServiceError):
@@ -161,16 +171,64 @@ def _save(entity_type: str, obj: Any, values: dict[str, Any], *, new: bool, key:
     return obj
 
 
-def save_discount(discount: Discount, values: dict[str, Any], *, new: bool) -> Discount:
-    """Create or edit a discount code from validated form values."""
-    return _save("discount", discount, values, new=new, key="code",
+@dataclass(frozen=True)
+class DiscountValues:
+    """A discount code as the admin form gives it: ``value`` is the percent off for the
+    ``"percentage"`` kind and the amount off for ``"fixed"``."""
+
+    code: str
+    kind: str
+    value: Decimal
+    active: bool
+    starts_at: datetime | None
+    ends_at: datetime | None
+    usage_limit: int | None
+    min_subtotal: Decimal | None
+
+
+def discount_list() -> list[Discount]:
+    """Every discount code, by code (few enough for one page)."""
+    return list(db.session.scalars(select(Discount).order_by(Discount.code)))
+
+
+def save_discount(discount: Discount | None, values: DiscountValues) -> Discount:
+    """Create (``discount`` None) a code of the subclass its kind names, or edit one.
+
+    Raises AdminError, changing nothing, when an existing code would change kind (the kind
+    is the row's subclass) or another code has the same text.
+    """
+    percentage = values.kind == "percentage"
+    if discount is not None and discount.kind != values.kind:
+        raise AdminError("The kind of an existing code cannot change; make a new code.", "kind")
+    target = discount
+    if target is None:
+        target = PercentageDiscount() if percentage else FixedAmountDiscount()
+    columns = {name: value for name, value in asdict(values).items() if name not in ("kind", "value")}
+    columns |= {"percent": values.value if percentage else None,
+                "amount": None if percentage else values.value}
+    return _save("discount", target, columns, new=discount is None, key="code",
                  taken="Another discount already has that code.")
 
 
-def save_shipping(method: ShippingMethod, values: dict[str, Any], *, new: bool) -> ShippingMethod:
-    """Create or edit a shipping method from validated form values."""
-    return _save("shipping", method, values, new=new, key="name",
-                 taken="Another shipping method already has that name.")
+@dataclass(frozen=True)
+class ShippingValues:
+    """A shipping method as the admin form gives it."""
+
+    name: str
+    price: Decimal
+    active: bool
+
+
+def shipping_methods() -> list[ShippingMethod]:
+    """Every shipping method, active or not, cheapest first."""
+    return list(db.session.scalars(select(ShippingMethod).order_by(ShippingMethod.price)))
+
+
+def save_shipping(method: ShippingMethod | None, values: ShippingValues) -> ShippingMethod:
+    """Create (``method`` None) or edit a shipping method; a name another method has is an
+    AdminError on ``name``."""
+    return _save("shipping", method or ShippingMethod(), asdict(values), new=method is None,
+                 key="name", taken="Another shipping method already has that name.")
 
 
 # --- the audit trail -------------------------------------------------------------------------
