@@ -115,6 +115,7 @@ class Seeder:
 
     def _insert(self, into: Table | type[DeclarativeBase], rows: Sequence[dict[str, Any]],
                 *returning: str) -> list[Row[*tuple[Any, ...]]]:
+        """:func:`~blog.seed.bulk.insert_rows` in this run's transaction."""
         return insert_rows(self.session, into, rows, *returning)
 
     def _ago(self, rng: random.Random, low_days: float, high_days: float) -> datetime:
@@ -125,6 +126,7 @@ class Seeder:
     # members --------------------------------------------------------------------------
 
     def members_and_carts(self, admin_hash: str, member_hash: str) -> None:
+        """The demo admin, the demo member and generated members, each with a cart."""
         rng = _stream(self.seed, "members")
         session = self.session
         admin_role = session.scalar(select(Role.id).where(Role.name == ADMIN))
@@ -135,12 +137,13 @@ class Seeder:
         usernames = _Claims(session.scalars(select(User.username_key)), separator="")
         emails = set(session.scalars(select(User.email_key)))
 
-        people = [(DEMO_ADMIN, "Demo Admin", True), (DEMO_MEMBER, "Demo Reader", True)]
+        people: list[tuple[str, str, bool]] = [(DEMO_ADMIN, "Demo Admin", True),
+                                               (DEMO_MEMBER, "Demo Reader", True)]
         for _ in range(self.sizes.users - 2):
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             # About one member in twenty has been deactivated, for the admin's member list.
             people.append((f"{first}_{last}", f"{first.title()} {last.title()}", rng.random() >= 0.05))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for index, (base, _full_name, active) in enumerate(people):
             username = usernames.claim(base, lambda name: f"{name}@example.com" not in emails)
             created = self._ago(rng, 760, 1100)
@@ -164,6 +167,7 @@ class Seeder:
         self.progress(len(self.members))
 
     def follows(self) -> None:
+        """Active members follow a few others, after both joined."""
         rng = _stream(self.seed, "follows")
         rows = []
         others = len(self.members) - 1
@@ -183,6 +187,7 @@ class Seeder:
     # the blog -------------------------------------------------------------------------
 
     def blog(self) -> None:
+        """Tags, then posts (a few drafts) in chunks, with their tags, comments and likes."""
         rng = _stream(self.seed, "posts")
         session = self.session
         pool = BodyPool.build(rng)
@@ -206,7 +211,7 @@ class Seeder:
         counts = {"posts": 0, "drafts": 0, "comments": 0, "likes": 0}
         for start in range(0, self.sizes.posts, CHUNK_SIZE):
             size = min(CHUNK_SIZE, self.sizes.posts - start)
-            posts = []
+            posts: list[dict[str, Any]] = []
             for _ in range(size):
                 title = (rng.choice(TITLE_OPENERS) + " " + rng.choice(TITLE_TOPICS)
                          + rng.choice(TITLE_TAILS))
@@ -214,11 +219,12 @@ class Seeder:
                 body, body_html, excerpt = pool.body(rng)
                 author = rng.choices(writers, cum_weights=cumulative)[0]
                 published = rng.random() >= 0.05
+                published_at: datetime | None = None
                 if published:
-                    published_at: datetime | None = self._ago(rng, 1 / 24, 730)
+                    published_at = self._ago(rng, 1 / 24, 730)
                     created = published_at - timedelta(minutes=rng.randint(5, 600))
                 else:
-                    published_at, created = None, self._ago(rng, 1 / 24, 60)
+                    created = self._ago(rng, 1 / 24, 60)
                 posts.append({"title": title, "slug": slugs.claim(slugify(title)), "body": body,
                               "body_html": body_html, "excerpt": excerpt, "published": published,
                               "published_at": published_at, "author_id": author.id,
@@ -330,6 +336,8 @@ class Seeder:
 
     def orders(self, variants: list[dict[str, Any]], methods: list[tuple[int, str, Decimal]],
                discount: dict[str, Any]) -> None:
+        """Past orders of ``variants`` in every status, priced as checkout prices them, some
+        with ``discount`` (whose use count then matches)."""
         rng = _stream(self.seed, "orders")
         session = self.session
         rate = parse_rate(current_app.config["SHOP_TAX_RATE"])

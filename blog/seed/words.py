@@ -8,6 +8,8 @@ is only stable while this module is.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from blog.shop.models import OrderStatus
 
 FIRST_NAMES = (
@@ -121,17 +123,27 @@ COMMENT_SENTENCES = (
     "Printed this out to read properly.", "Any tips for a complete beginner?",
 )
 
-# (category, product nouns, variant label sets, price range in cents)
+class Department(NamedTuple):
+    """A category of the demo shop and what its products are made of."""
+
+    category: str
+    nouns: tuple[str, ...]
+    #: The variant labels a product may have; an empty set is a product of one variant.
+    label_sets: tuple[tuple[str, ...], ...]
+    #: A product's base price is drawn from this range (low included, high not).
+    price_cents: tuple[int, int]
+
+
 CATALOGUE = (
-    ("Books", ("Essays", "Field Notes", "Collected Letters", "Short Stories", "Almanac"),
-     ((), ("Paperback", "Hardcover")), (1400, 3600)),
-    ("Prints", ("Press Print", "Linocut", "Map Print", "Type Specimen", "Botanical Print"),
-     ((), ("A4 matte", "A3 matte", "A2 giclée")), (1800, 9000)),
-    ("Clothing", ("T-shirt", "Sweatshirt", "Tote Bag", "Apron"),
-     ((), ("S", "M", "L", "XL")), (1800, 4800)),
-    ("Stationery", ("Notebook", "Postcard Set", "Pencil Set", "Letter Paper", "Bookmark Set"),
-     ((), ("Lined", "Dotted", "Plain")), (400, 2600)),
-    ("Zines", ("Zine", "Pamphlet", "Broadside"), ((),), (400, 1200)),
+    Department("Books", ("Essays", "Field Notes", "Collected Letters", "Short Stories", "Almanac"),
+               ((), ("Paperback", "Hardcover")), (1400, 3600)),
+    Department("Prints", ("Press Print", "Linocut", "Map Print", "Type Specimen", "Botanical Print"),
+               ((), ("A4 matte", "A3 matte", "A2 giclée")), (1800, 9000)),
+    Department("Clothing", ("T-shirt", "Sweatshirt", "Tote Bag", "Apron"),
+               ((), ("S", "M", "L", "XL")), (1800, 4800)),
+    Department("Stationery", ("Notebook", "Postcard Set", "Pencil Set", "Letter Paper", "Bookmark Set"),
+               ((), ("Lined", "Dotted", "Plain")), (400, 2600)),
+    Department("Zines", ("Zine", "Pamphlet", "Broadside"), ((),), (400, 1200)),
 )
 PRODUCT_ADJECTIVES = (
     "Inkwell", "Midnight", "Marginal", "Paper Moon", "Slow Hours", "Blue-Black", "Deckle",
