@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import BigInteger, DateTime, MetaData, event
+from sqlalchemy import BigInteger, DateTime, MetaData, Table, event
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm import registry as Registry
@@ -133,6 +133,12 @@ class TimestampMixin:
 #: lock at once (BEGIN IMMEDIATE) instead of on the first write. Set by
 #: :func:`blog.database_session.transaction`.
 begin_immediate: ContextVar[bool] = ContextVar("inkwell_begin_immediate", default=False)
+
+
+def core_table(model: type[DeclarativeBase]) -> Table:
+    """The Core table a mapped class is stored in, for bulk statements (seed, CSV import)."""
+    # Declarative types ``__table__`` as any FromClause; every model here maps one Table.
+    return cast(Table, model.__table__)
 
 
 def affected_rows(result: Result[Any]) -> int:

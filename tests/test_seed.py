@@ -24,7 +24,7 @@ from blog.posts.rendering import excerpt_of, render_markdown
 from blog.posts.services import normalize_tag
 from blog.security import check_password
 from blog.seed import DEMO_PASSWORD, REFUSAL, SeedError, SeedSizes, seed_site
-from blog.shop.checkout import _NUMBER_ALPHABET
+from blog.shop.checkout import ORDER_NUMBER_ALPHABET
 from blog.shop.models import (
     Cart,
     Category,
@@ -167,7 +167,7 @@ def check_invariants(app: Flask) -> None:
         shipping = dict(s.execute(select(ShippingMethod.id, ShippingMethod.price)).all())
         orders = list(s.scalars(select(Order).options(selectinload(Order.items))))
         assert {order.status for order in orders} == set(OrderStatus.ALL)
-        number = re.compile(f"IW-[{_NUMBER_ALPHABET}]{{8}}")
+        number = re.compile(f"IW-[{ORDER_NUMBER_ALPHABET}]{{8}}")
         now = utcnow()
         for order in orders:
             assert number.fullmatch(order.number)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TextIO
@@ -46,6 +46,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from blog.database import core_table
 from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.errors import ShopError
@@ -201,61 +202,101 @@ def _check_row(raw: RawRow) -> _Row:
     """Convert and check one row; raise :class:`_RowError` with the first problem found."""
     if raw.problem is not None:
         raise _RowError(raw.problem)
-    values = raw.values
-    if any("\x00" in value for value in values.values()):
+    if any("\x00" in value for value in raw.values.values()):
         # No text a person writes contains NUL, and PostgreSQL cannot store it.
         raise _RowError("contains a NUL character")
+    checked: dict[str, Any] = {}
+    for column, check in _COLUMN_CHECKS.items():
+        checked[column] = check(raw.values[column], checked)
+    return _Row(line=raw.line, slug=checked["slug"], name=checked["name"],
+                description=checked["description"], category=checked["category"],
+                active=checked["active"], label=checked["variant"], sku=checked["sku"],
+                price=checked["price"], stock=checked["stock"])
 
-    name = values["name"].strip()
+
+def _at_most(limit: int, column: str, value: str) -> str:
+    if len(value) > limit:
+        raise _RowError(f"{column} is longer than {limit} characters")
+    return value
+
+
+def _check_name(text: str, checked: Mapping[str, Any]) -> str:
+    name = text.strip()
     if not name:
         raise _RowError("name is required")
-    if len(name) > NAME_MAX:
-        raise _RowError(f"name is longer than {NAME_MAX} characters")
+    return _at_most(NAME_MAX, "name", name)
 
-    slug = values["slug"].strip()
+
+def _check_slug(text: str, checked: Mapping[str, Any]) -> str:
+    slug = text.strip()
     if not slug:
-        slug = slugify(name, fallback="product")
-    elif len(slug) > SLUG_MAX:
-        raise _RowError(f"slug is longer than {SLUG_MAX} characters")
-    elif not _SLUG.fullmatch(slug):
+        return slugify(checked["name"], fallback="product")
+    _at_most(SLUG_MAX, "slug", slug)
+    if not _SLUG.fullmatch(slug):
         raise _RowError(f"slug {slug!r} must be lower-case letters, digits and single hyphens "
                         f"(like {slugify(slug, max_length=SLUG_MAX, fallback='product')!r})")
+    return slug
 
-    category = values["category"].strip() or None
-    if category is not None and len(category) > CATEGORY_MAX:
-        raise _RowError(f"category is longer than {CATEGORY_MAX} characters")
 
-    active_text = values["active"].strip().lower()
-    if active_text not in _TRUE | _FALSE:
-        raise _RowError(f"active {values['active']!r} must be true or false (or yes/no, 1/0)")
+def _check_description(text: str, checked: Mapping[str, Any]) -> str:
+    return text  # free text, kept exactly as written
 
-    label = values["variant"].strip()
-    if len(label) > LABEL_MAX:
-        raise _RowError(f"variant is longer than {LABEL_MAX} characters")
 
-    sku = values["sku"].strip() or None  # no SKU is NULL: unique only when given
-    if sku is not None and len(sku) > SKU_MAX:
-        raise _RowError(f"sku is longer than {SKU_MAX} characters")
+def _check_category(text: str, checked: Mapping[str, Any]) -> str | None:
+    return _at_most(CATEGORY_MAX, "category", text.strip()) or None
 
-    if not values["price"].strip():
+
+def _check_active(text: str, checked: Mapping[str, Any]) -> bool:
+    flag = text.strip().lower()
+    if flag not in _TRUE | _FALSE:
+        raise _RowError(f"active {text!r} must be true or false (or yes/no, 1/0)")
+    return flag in _TRUE
+
+
+def _check_variant(text: str, checked: Mapping[str, Any]) -> str:
+    return _at_most(LABEL_MAX, "variant", text.strip())
+
+
+def _check_sku(text: str, checked: Mapping[str, Any]) -> str | None:
+    return _at_most(SKU_MAX, "sku", text.strip()) or None  # no SKU is NULL: unique only when given
+
+
+def _check_price(text: str, checked: Mapping[str, Any]) -> Decimal:
+    if not text.strip():
         raise _RowError("price is required")
     try:
-        price = parse_money(values["price"])
+        return parse_money(text)
     except ValueError as error:
         raise _RowError(f"price {error}") from None
 
-    stock_text = values["stock"].strip()
-    if not stock_text:
-        raise _RowError("stock is required")
-    if not _WHOLE_NUMBER.fullmatch(stock_text):
-        raise _RowError(f"stock {values['stock']!r} is not a whole number of 0 or more")
-    stock = int(stock_text)
-    if stock > STOCK_MAX:
-        raise _RowError(f"stock {stock_text} is too large")
 
-    return _Row(line=raw.line, slug=slug, name=name, description=values["description"],
-                category=category, active=active_text in _TRUE, label=label, sku=sku,
-                price=price, stock=stock)
+def _check_stock(text: str, checked: Mapping[str, Any]) -> int:
+    digits = text.strip()
+    if not digits:
+        raise _RowError("stock is required")
+    if not _WHOLE_NUMBER.fullmatch(digits):
+        raise _RowError(f"stock {text!r} is not a whole number of 0 or more")
+    stock = int(digits)
+    if stock > STOCK_MAX:
+        raise _RowError(f"stock {digits} is too large")
+    return stock
+
+
+#: Each column's check: given the column's text and the values checked before it, return the
+#: converted value or raise :class:`_RowError`. Run in this order, which decides the problem
+#: a row with several is reported for; the name comes first because a slug left empty is
+#: made from it.
+_COLUMN_CHECKS: dict[str, Callable[[str, Mapping[str, Any]], Any]] = {
+    "name": _check_name,
+    "slug": _check_slug,
+    "description": _check_description,
+    "category": _check_category,
+    "active": _check_active,
+    "variant": _check_variant,
+    "sku": _check_sku,
+    "price": _check_price,
+    "stock": _check_stock,
+}
 
 
 def _category_slug(name: str) -> str:
@@ -337,9 +378,9 @@ def _preload(session: Session, rows: list[_Row], known: _Known) -> None:
             known.categories_by_slug[slug] = category_id
 
 
-_products = Product.__table__
-_variants = Variant.__table__
-_categories = Category.__table__
+_products = core_table(Product)
+_variants = core_table(Variant)
+_categories = core_table(Category)
 
 # Executemany UPDATEs: the bound names must differ from the column names they set.
 _UPDATE_PRODUCT = (

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from blog.accounts.models import User
-from blog.database import utcnow
+from blog.database import affected_rows, utcnow
 from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.errors import ShopError
@@ -41,7 +41,7 @@ from blog.shop.models import Cart, CartItem, Discount, Order, OrderItem, OrderSt
 from blog.shop.pricing import ZERO, Totals, compute_totals, parse_rate
 
 #: Order numbers use this alphabet: no 0/O or 1/I/L to misread over the phone.
-_NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+ORDER_NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 
 class OutOfStock(ShopError):
@@ -76,14 +76,16 @@ def new_checkout_token() -> str:
 
 def new_order_number() -> str:
     """A random, human-friendly order number such as ``IW-7K3F9Q2M``."""
-    return "IW-" + "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(8))
+    return "IW-" + "".join(secrets.choice(ORDER_NUMBER_ALPHABET) for _ in range(8))
 
 
 def tax_rate() -> Decimal:
+    """The shop's tax rate (``SHOP_TAX_RATE``) as a fraction."""
     return parse_rate(current_app.config["SHOP_TAX_RATE"])
 
 
 def currency() -> str:
+    """The shop's currency code (``SHOP_CURRENCY``)."""
     return str(current_app.config["SHOP_CURRENCY"])
 
 
@@ -96,7 +98,10 @@ def shipping_methods() -> list[ShippingMethod]:
 
 
 def find_discount(code: str, session: Session | None = None) -> Discount | None:
-    session = session or db.session
+    """The discount with ``code`` (any case, spaces around ignored), reloaded from the
+    database; ``session`` defaults to the request's."""
+    if session is None:
+        session = db.session()  # the Session itself, not the scoped proxy
     return session.scalar(select(Discount).where(Discount.code == code.strip().upper())
                           .execution_options(populate_existing=True))
 
@@ -135,86 +140,131 @@ def place_order(user: User, details: CheckoutDetails) -> Order:
 
 
 def _place_order(user: User, details: CheckoutDetails) -> Order:
+    """The five steps of the module's docstring, in one transaction."""
     with transaction() as session:
-        cart = session.scalar(select(Cart).where(Cart.user_id == user.id).with_for_update())
-        existing = session.scalar(select(Order).where(Order.checkout_token == details.checkout_token)
-                                  .execution_options(populate_existing=True))
-        if existing is not None:
-            if existing.user_id != user.id:
-                raise ShopError("This checkout form has expired; please try again.")
-            return existing
-        items = list(session.scalars(
-            select(CartItem).where(CartItem.cart_id == (cart.id if cart else None))
-            .options(joinedload(CartItem.variant).joinedload(Variant.product))
-            .order_by(CartItem.variant_id)
-            .execution_options(populate_existing=True)
-        )) if cart else []
-        if not items:
-            raise ShopError("Your cart is empty.")
-        for item in items:
-            if not item.variant.product.active:
-                raise ShopError(f"{item.variant.display_name} is no longer sold; "
-                                "please remove it from your cart.")
+        cart, placed = _lock_cart(session, user, details.checkout_token)
+        if placed is not None:
+            return placed  # the same form submitted again: its order, not a second one
+        priced = _read_and_price(session, cart, details)
+        _take_stock(session, priced.items)
+        if priced.discount is not None:
+            _count_discount_use(session, priced.discount)
+        return _record_order(session, user, details, priced)
 
-        shipping = session.scalar(
-            select(ShippingMethod).where(ShippingMethod.id == details.shipping_method_id,
-                                         ShippingMethod.active.is_(True))
-        )
-        if shipping is None:
-            raise ShopError("Please choose a shipping method.", "shipping_method")
 
-        lines = [(item.variant.price, item.quantity) for item in items]
-        subtotal = sum((price * quantity for price, quantity in lines), ZERO)
-        discount = None
-        if details.discount_code.strip():
-            discount = find_discount(details.discount_code, session)
-            if discount is None:
-                raise ShopError("That discount code is not valid.", "discount_code")
-            problem = discount.problem_with(subtotal, currency=currency())
-            if problem:
-                raise ShopError(problem, "discount_code")
+@dataclass(frozen=True)
+class _Priced:
+    """A cart read fresh and checked, with what the order will cost."""
 
-        _take_stock(session, items)
-        if discount is not None:
-            _count_discount_use(session, discount)
+    cart: Cart
+    items: list[CartItem]  # in variant id order, the order stock is taken in
+    shipping: ShippingMethod
+    discount: Discount | None
+    lines: list[tuple[Decimal, int]]  # (unit price, quantity)
+    subtotal: Decimal
 
-        totals = compute_totals(lines, shipping.price,
-                                discount.amount_off(subtotal) if discount else ZERO, tax_rate())
-        order = Order(
-            number=new_order_number(), checkout_token=details.checkout_token, user_id=user.id,
-            status=OrderStatus.PENDING,
-            full_name=details.full_name.strip(), address_line1=details.address_line1.strip(),
-            address_line2=details.address_line2.strip(), city=details.city.strip(),
-            postal_code=details.postal_code.strip(), country=details.country.strip(),
-            shipping_method_id=shipping.id, shipping_method_name=shipping.name,
-            discount_id=discount.id if discount else None,
-            discount_code=discount.code if discount else None,
-            subtotal=totals.subtotal, discount_amount=totals.discount,
-            shipping_price=totals.shipping, tax=totals.tax, total=totals.total,
-        )
-        order.items = [
-            OrderItem(variant_id=item.variant_id, product_id=item.variant.product_id,
-                      product_name=item.variant.product.name, variant_label=item.variant.label,
-                      sku=item.variant.sku, unit_price=item.variant.price, quantity=item.quantity)
-            for item in items
-        ]
-        session.add(order)
-        session.flush()
-        session.execute(delete(CartItem).where(CartItem.cart_id == cart.id))  # type: ignore[union-attr]
-        session.expire(cart, ["items"])  # type: ignore[arg-type]
-        return order
+
+def _lock_cart(session: Session, user: User, token: str) -> tuple[Cart | None, Order | None]:
+    """Step 1: lock ``user``'s cart row, then find the order already placed with checkout
+    form ``token``, if any (refused if another member placed it)."""
+    cart = session.scalar(select(Cart).where(Cart.user_id == user.id).with_for_update())
+    placed = session.scalar(select(Order).where(Order.checkout_token == token)
+                            .execution_options(populate_existing=True))
+    if placed is not None and placed.user_id != user.id:
+        raise ShopError("This checkout form has expired; please try again.")
+    return cart, placed
+
+
+def _read_and_price(session: Session, cart: Cart | None, details: CheckoutDetails) -> _Priced:
+    """Step 2: read the cart's lines fresh and price them at the variants' current prices,
+    with the chosen shipping method and discount code; refuse what cannot be ordered."""
+    items = _fresh_items(session, cart) if cart is not None else []
+    if cart is None or not items:
+        raise ShopError("Your cart is empty.")
+    for item in items:
+        if not item.variant.product.active:
+            raise ShopError(f"{item.variant.display_name} is no longer sold; "
+                            "please remove it from your cart.")
+
+    shipping = session.scalar(
+        select(ShippingMethod).where(ShippingMethod.id == details.shipping_method_id,
+                                     ShippingMethod.active.is_(True))
+    )
+    if shipping is None:
+        raise ShopError("Please choose a shipping method.", "shipping_method")
+
+    lines = [(item.variant.price, item.quantity) for item in items]
+    subtotal = sum((price * quantity for price, quantity in lines), ZERO)
+    discount = _usable_discount(session, details.discount_code, subtotal)
+    return _Priced(cart=cart, items=items, shipping=shipping, discount=discount,
+                   lines=lines, subtotal=subtotal)
+
+
+def _fresh_items(session: Session, cart: Cart) -> list[CartItem]:
+    """The cart's lines with their variants and products, reloaded (another request may have
+    changed them since they were last read), in variant id order."""
+    return list(session.scalars(
+        select(CartItem).where(CartItem.cart_id == cart.id)
+        .options(joinedload(CartItem.variant).joinedload(Variant.product))
+        .order_by(CartItem.variant_id)
+        .execution_options(populate_existing=True)
+    ))
+
+
+def _usable_discount(session: Session, code: str, subtotal: Decimal) -> Discount | None:
+    """The discount ``code`` names (None for no code), if it can be used on ``subtotal``."""
+    if not code.strip():
+        return None
+    discount = find_discount(code, session)
+    if discount is None:
+        raise ShopError("That discount code is not valid.", "discount_code")
+    problem = discount.problem_with(subtotal, currency=currency())
+    if problem:
+        raise ShopError(problem, "discount_code")
+    return discount
+
+
+def _record_order(session: Session, user: User, details: CheckoutDetails, priced: _Priced) -> Order:
+    """Step 5: insert the order (flushed, for its id) and its lines, copying each product's
+    name, label, SKU and price as sold, then empty the cart."""
+    discount = priced.discount
+    totals = compute_totals(priced.lines, priced.shipping.price,
+                            discount.amount_off(priced.subtotal) if discount else ZERO, tax_rate())
+    order = Order(
+        number=new_order_number(), checkout_token=details.checkout_token, user_id=user.id,
+        status=OrderStatus.PENDING,
+        full_name=details.full_name.strip(), address_line1=details.address_line1.strip(),
+        address_line2=details.address_line2.strip(), city=details.city.strip(),
+        postal_code=details.postal_code.strip(), country=details.country.strip(),
+        shipping_method_id=priced.shipping.id, shipping_method_name=priced.shipping.name,
+        discount_id=discount.id if discount else None,
+        discount_code=discount.code if discount else None,
+        subtotal=totals.subtotal, discount_amount=totals.discount,
+        shipping_price=totals.shipping, tax=totals.tax, total=totals.total,
+    )
+    order.items = [
+        OrderItem(variant_id=item.variant_id, product_id=item.variant.product_id,
+                  product_name=item.variant.product.name, variant_label=item.variant.label,
+                  sku=item.variant.sku, unit_price=item.variant.price, quantity=item.quantity)
+        for item in priced.items
+    ]
+    session.add(order)
+    session.flush()
+    session.execute(delete(CartItem).where(CartItem.cart_id == priced.cart.id))
+    session.expire(priced.cart, ["items"])
+    return order
 
 
 def _take_stock(session: Session, items: list[CartItem]) -> None:
-    """Decrement each line's stock atomically, or raise OutOfStock naming every short line."""
+    """Step 3: take each line's stock atomically, or raise OutOfStock naming every short line."""
     short: list[CartItem] = []
     for item in items:  # in variant id order
-        taken = session.execute(
+        taken = affected_rows(session.execute(
             update(Variant)
             .where(Variant.id == item.variant_id, Variant.stock >= item.quantity)
             .values(stock=Variant.stock - item.quantity)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if taken != 1:
             short.append(item)
     if short:
@@ -225,16 +275,16 @@ def _take_stock(session: Session, items: list[CartItem]) -> None:
 
 
 def _count_discount_use(session: Session, discount: Discount) -> None:
-    """Count one use of ``discount`` if one is left, atomically (like stock)."""
+    """Step 4: count one use of ``discount`` if one is left, atomically (like stock)."""
     now = utcnow()
-    counted = session.execute(
+    counted = affected_rows(session.execute(
         update(Discount)
         .where(Discount.id == discount.id, Discount.active.is_(True),
                or_(Discount.usage_limit.is_(None), Discount.times_used < Discount.usage_limit),
                or_(Discount.ends_at.is_(None), Discount.ends_at > now))
         .values(times_used=Discount.times_used + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if counted != 1:
         raise ShopError(f"The code {discount.code} has been used up.", "discount_code")
 
