@@ -38,6 +38,10 @@ class DefaultConfig:
     #: Statements slower than this are logged as warnings (parameters masked).
     SLOW_QUERY_MS = 200
     LOG_LEVEL = "INFO"
+    #: Log every SQL statement with its parameters (Flask-SQLAlchemy's switch): for a developer
+    #: chasing a query, e.g. FLASK_SQLALCHEMY_ECHO=true flask run. Never in production, since
+    #: parameters include emails and password hashes.
+    SQLALCHEMY_ECHO = False
 
     BCRYPT_ROUNDS = 12
     PASSWORD_MIN_LENGTH = 8

@@ -91,6 +91,16 @@ def test_default_database_lives_in_the_instance_folder(build, environ, tmp_path)
         assert db.engine.url.database == str(tmp_path / "inkwell.sqlite3")
 
 
+@pytest.mark.parametrize(("value", "echo"), [(None, False), ("true", True)])
+def test_sqlalchemy_echo_switch_logs_statements(build, environ, value, echo):
+    environ.setenv("SECRET_KEY", GOOD_KEY)
+    if value is not None:
+        environ.setenv("FLASK_SQLALCHEMY_ECHO", value)
+    app = build()
+    with app.app_context():
+        assert db.engine.echo is echo
+
+
 def test_redis_url_becomes_the_rate_limit_storage(build, environ):
     environ.setenv("SECRET_KEY", GOOD_KEY)
     environ.setenv("REDIS_URL", "redis://cache.example:6379/3")
