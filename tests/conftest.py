@@ -19,6 +19,7 @@ import html
 import os
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import flask_migrate
@@ -91,6 +92,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         flask_migrate.upgrade()
     dispose(app)
     return url
+
+
+@pytest.fixture
+def uploads(tmp_path: Path) -> Path:
+    """An upload folder for tests that save images (point ``UPLOAD_FOLDER`` at it in
+    ``config_overrides``); it does not exist until the first image is saved."""
+    return tmp_path / "uploads"
 
 
 @pytest.fixture

@@ -28,11 +28,6 @@ from tests.conftest import csrf_token
 
 
 @pytest.fixture
-def uploads(tmp_path: Path) -> Path:
-    return tmp_path / "uploads"
-
-
-@pytest.fixture
 def config_overrides(uploads: Path) -> dict[str, Any]:
     # Never write into the repository's instance/ folder.
     return {"UPLOAD_FOLDER": str(uploads)}

@@ -37,12 +37,6 @@ DAMAGED = "The image is damaged or incomplete and cannot be read."
 
 
 @pytest.fixture
-def uploads(tmp_path: Path) -> Path:
-    """The upload folder; it does not exist until the first image is saved."""
-    return tmp_path / "uploads"
-
-
-@pytest.fixture
 def config_overrides(uploads: Path) -> dict[str, Any]:
     # Never write into the repository's instance/ folder.
     return {"UPLOAD_FOLDER": str(uploads)}
