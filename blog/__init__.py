@@ -18,11 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, g, request
+from flask_login import user_logged_in
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from blog.config import WEAK_SECRETS, DefaultConfig, engine_options, normalize_database_url, read_environment
 from blog.database import init_database, start_counting, stop_counting
+from blog.errors import register as register_error_pages
 from blog.extensions import csrf, db, limiter, login_manager, migrate
 from blog.security import reject_nul_bytes, set_security_headers
 
@@ -175,8 +177,6 @@ def register_listeners(app: Flask) -> None:
     and connecting again for the same app changes nothing (blinker keeps one connection per
     receiver and sender), so nothing fires twice.
     """
-    from flask_login import user_logged_in
-
     from blog.accounts.services import user_registered
     from blog.admin.audit import record_order_status
     from blog.shop.cart import create_member_cart
@@ -218,9 +218,7 @@ def register_request_hooks(app: Flask) -> None:
 
 def register_errorhandlers(app: Flask) -> None:
     """HTML error pages without tracebacks."""
-    from blog.errors import register
-
-    register(app)
+    register_error_pages(app)
 
 
 def register_commands(app: Flask) -> None:
