@@ -57,6 +57,9 @@ class DefaultConfig:
     RATELIMIT_HEADERS_ENABLED = True
     REGISTER_RATE_LIMIT = "10 per hour"
     LOGIN_RATE_LIMIT = "60 per minute"
+    #: Per member: new posts and edits together, and comments.
+    POST_RATE_LIMIT = "30 per hour"
+    COMMENT_RATE_LIMIT = "10 per minute"
 
     #: How many reverse proxies in front of the app set X-Forwarded-For / -Proto (0: none).
     PROXY_FIX_X_FOR = 0

@@ -142,11 +142,17 @@ def recent_posts() -> Select[Any]:
 
 def unpublish_post(post: Post) -> None:
     """Take a post off the site (it becomes its author's draft again)."""
-    with transaction():
-        if not post.published:
+    with transaction() as session:
+        # The latest committed row, locked on PostgreSQL: the author may have edited the post
+        # since this request read it, and the versioned UPDATE would refuse an older copy.
+        current = session.scalar(select(Post).where(Post.id == post.id)
+                                 .execution_options(populate_existing=True).with_for_update())
+        if current is None:
+            raise AdminError("That post has been deleted.")
+        if not current.published:
             raise AdminError("That post is not published.")
-        post.published = False
-        record("post", post.slug, "unpublish", diff(post, ("published",)))
+        current.published = False
+        record("post", current.slug, "unpublish", diff(current, ("published",)))
 
 
 # --- discounts and shipping ------------------------------------------------------------------

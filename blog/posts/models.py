@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, literal
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, literal, text
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from blog.accounts.models import User
@@ -76,6 +76,9 @@ class Post(TimestampMixin, Model):
     published: Mapped[bool] = mapped_column(default=False)
     published_at: Mapped[datetime | None] = mapped_column()
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: Bumped by every UPDATE (``version_id_col``): an edit based on an older version fails
+    #: instead of silently overwriting a concurrent one.
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
 
     author: Mapped[User] = relationship()
     # Collections never load lazily: whoever lists posts says what it loads (selectinload).
@@ -90,6 +93,8 @@ class Post(TimestampMixin, Model):
     comment_count: Mapped[int] = query_expression(literal(0))
     like_count: Mapped[int] = query_expression(literal(0))
     liked_by_viewer: Mapped[bool] = query_expression(literal(False))
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (read once by SQLAlchemy)
 
     def __repr__(self) -> str:
         return f"<Post {self.slug}>"

@@ -7,6 +7,7 @@ subqueries in the same SELECT (``with_expression``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask_login import current_user
@@ -14,6 +15,7 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Select, Table, and_, delete, exists, false, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload, with_expression
+from sqlalchemy.orm.exc import StaleDataError
 
 from blog.accounts.models import User
 from blog.database import affected_rows, contains_pattern, utcnow
@@ -171,28 +173,56 @@ def _tags_named(names: list[str]) -> list[Tag]:
     return [existing[name] for name in names]
 
 
-def _apply(post: Post, title: str, body: str, tag_names: list[str], publish: bool) -> None:
-    post.title = title.strip()
-    post.body = body
-    post.body_html = render_markdown(body)
-    post.excerpt = excerpt_of(post.body_html)
-    post.tags = _tags_named(tag_names)
-    if publish and not post.published:
+#: What an edit that lost a race with another edit of the same post says.
+CHANGED_MEANWHILE = "This post was changed meanwhile; please reload and try again."
+
+
+@dataclass(frozen=True)
+class PostContent:
+    """A post's new content, with its Markdown already rendered: rendering a large post takes a
+    while, and done inside the write transaction it would hold SQLite's write lock that long."""
+
+    title: str
+    body: str
+    body_html: str
+    excerpt: str
+    tag_names: list[str]
+    publish: bool
+
+
+def prepare_post(title: str, body: str, tags: str, publish: bool) -> PostContent:
+    """Render and normalize what a post form gave, outside any transaction."""
+    body_html = render_markdown(body)
+    return PostContent(title.strip(), body, body_html, excerpt_of(body_html), parse_tags(tags), publish)
+
+
+def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
+    """Set the post's fields; ``tags`` are looked up (or made) first, by :func:`_tags_named`,
+    so its autoflush runs before the post changes and the row is written once."""
+    post.title = content.title
+    post.body = content.body
+    post.body_html = content.body_html
+    post.excerpt = content.excerpt
+    post.tags = tags
+    if content.publish and not post.published:
         post.published_at = utcnow()
-    post.published = publish
+    post.published = content.publish
+    # Always an UPDATE of the row, so its version moves even when only the tags changed.
+    post.updated_at = utcnow()
 
 
 def create_post(author: User, title: str, body: str, tags: str, publish: bool) -> Post:
     """Write a new post (a draft unless ``publish``); its slug comes from the title and is
     made unique with a numeric suffix."""
+    content = prepare_post(title, body, tags, publish)
     for attempt in range(3):
         try:
             with transaction() as session:
-                # tags=[]: known empty, so replacing them below loads nothing (the tag lookup
-                # autoflushes the new post first)
+                named = _tags_named(content.tag_names)
+                # tags=[]: known empty, so replacing them below loads nothing
                 post = Post(author_id=author.id, slug=unique_slug(Post.slug, slugify(title)), tags=[])
                 session.add(post)
-                _apply(post, title, body, parse_tags(tags), publish)
+                _apply(post, content, named)
                 session.flush()
             return post
         except IntegrityError as error:
@@ -203,15 +233,37 @@ def create_post(author: User, title: str, body: str, tags: str, publish: bool) -
 
 
 def update_post(post: Post, title: str, body: str, tags: str, publish: bool) -> None:
-    """Edit a post; its slug stays the same so links keep working."""
-    with transaction():
-        _apply(post, title, body, parse_tags(tags), publish)
+    """Edit a post; its slug stays the same so links keep working.
+
+    The edit applies to the version of the post this request read. Another edit committed
+    since then wins, and this one raises BlogError (``CHANGED_MEANWHILE``) and changes
+    nothing: writing on top of it would mix the two (its tags with our title) or fail on
+    rows it already removed.
+    """
+    content = prepare_post(title, body, tags, publish)
+    seen = post.version
+    try:
+        with transaction() as session:
+            # Re-read the row (and lock it on PostgreSQL; SQLite's BEGIN IMMEDIATE already
+            # serializes writers), so the check below sees every committed edit.
+            current = session.scalar(
+                select(Post).where(Post.id == post.id).options(selectinload(Post.tags))
+                .execution_options(populate_existing=True).with_for_update())
+            if current is None:
+                raise BlogError("This post was deleted meanwhile.")
+            if current.version != seen:
+                raise BlogError(CHANGED_MEANWHILE)
+            _apply(current, content, _tags_named(content.tag_names))
+            session.flush()
+    except StaleDataError as error:  # the versioned UPDATE itself found a newer row
+        raise BlogError(CHANGED_MEANWHILE) from error
 
 
 def delete_post(post: Post) -> None:
-    """Delete a post; its comments, likes and tag links go with it (database cascades)."""
+    """Delete a post; its comments, likes and tag links go with it (database cascades).
+    An edit committed since the post was read does not stop the deletion."""
     with transaction() as session:
-        session.delete(post)
+        session.execute(delete(Post).where(Post.id == post.id))
 
 
 def add_comment(post: Post, author: User, body: str) -> Comment:

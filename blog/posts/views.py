@@ -6,6 +6,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -13,11 +14,13 @@ from flask import (
     request,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as BaseResponse
 
 from blog.accounts.services import get_user_by_username
 from blog.database import utcnow
+from blog.extensions import limiter
 from blog.forms import ButtonForm, show_error
 from blog.posts import services
 from blog.posts.forms import CommentForm, PostForm
@@ -27,6 +30,21 @@ from blog.security import can_manage, require_owner, safe_next_url
 bp = Blueprint("blog", __name__)
 
 ATOM_ENTRIES = 20
+
+
+def _member_key() -> str:
+    """Rate limits on writing count per member, wherever they write from (a shared office
+    address is not one writer); a visitor, who is sent to log in, counts by address."""
+    if current_user.is_authenticated:
+        return f"member:{current_user.id}"
+    return get_remote_address()
+
+
+#: New posts and edits share one budget per member (``POST_RATE_LIMIT``).
+_post_limit = limiter.shared_limit(lambda: current_app.config["POST_RATE_LIMIT"], scope="write-post",
+                                   key_func=_member_key, methods=["POST"])
+_comment_limit = limiter.limit(lambda: current_app.config["COMMENT_RATE_LIMIT"], key_func=_member_key,
+                               methods=["POST"])
 
 
 def _visible_post(slug: str) -> Post:
@@ -70,6 +88,7 @@ def post(slug: str) -> str:
 
 @bp.route("/posts/new", methods=["GET", "POST"])
 @login_required
+@_post_limit
 def new_post() -> BaseResponse | str:
     form = PostForm()
     if form.validate_on_submit():
@@ -83,7 +102,8 @@ def new_post() -> BaseResponse | str:
 
 @bp.route("/posts/<slug>/edit", methods=["GET", "POST"])
 @login_required
-def edit_post(slug: str) -> BaseResponse | str:
+@_post_limit
+def edit_post(slug: str) -> BaseResponse | str | tuple[str, int]:
     post = services.get_post_for_update(slug) or abort(404)
     require_owner(post.author_id, conceal=not post.published)
     form = PostForm(obj=post)
@@ -91,8 +111,12 @@ def edit_post(slug: str) -> BaseResponse | str:
         form.tags.data = ", ".join(tag.name for tag in post.tags)
         form.publish.data = post.published
     if form.validate_on_submit():
-        services.update_post(post, form.title.data, form.body.data, form.tags.data,
-                             form.publish.data)
+        try:
+            services.update_post(post, form.title.data, form.body.data, form.tags.data,
+                                 form.publish.data)
+        except services.BlogError as error:
+            show_error(form, error)
+            return render_template("blog/edit.html", form=form, post=post), 409
         flash("Saved.", "success")
         return redirect(url_for("blog.post", slug=post.slug))
     return render_template("blog/edit.html", form=form, post=post)
@@ -110,6 +134,7 @@ def delete_post(slug: str) -> BaseResponse:
 
 @bp.route("/posts/<slug>/comments", methods=["POST"])
 @login_required
+@_comment_limit
 def add_comment(slug: str) -> BaseResponse | tuple[str, int]:
     post = _visible_post(slug)
     form = CommentForm()
