@@ -32,7 +32,9 @@ class AuditEvent(Model):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor_name: Mapped[str] = mapped_column(String(32), default="")
     entity_type: Mapped[str] = mapped_column(String(40))
-    entity_id: Mapped[str] = mapped_column(String(64))
+    # What names the entity, copied from it: the longest is a variant without SKU,
+    # "<product slug (220)>/<label (80)>"; a post's or product's slug is 220, a shipping name 80.
+    entity_id: Mapped[str] = mapped_column(String(320))
     action: Mapped[str] = mapped_column(String(40))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
