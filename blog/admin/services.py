@@ -16,7 +16,7 @@ from typing import Any
 from flask_login import current_user
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from blog.accounts import services as accounts
 from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
@@ -81,24 +81,44 @@ def member_list(q: str = "") -> Select[Any]:
     return stmt
 
 
+def _locked_admin_role(session: Session) -> Role:
+    """The admin role row, locked until the transaction ends (PostgreSQL; SQLite's BEGIN
+    IMMEDIATE already serializes writers). Every change that can take away an active admin
+    takes this lock first, so two of them never both count the admins before either writes."""
+    role = session.scalar(select(Role).where(Role.name == ADMIN).with_for_update())
+    if role is None:  # made by the first migration; missing only if deleted by hand
+        raise AdminError("The admin role is missing from the database; run `flask db upgrade`.")
+    return role
+
+
+def _is_admin(session: Session, member: User, role: Role) -> bool:
+    return bool(session.scalar(select(func.count()).select_from(user_roles).where(
+        user_roles.c.user_id == member.id, user_roles.c.role_id == role.id)))
+
+
+def _refuse_last_admin(session: Session, member: User, role: Role) -> None:
+    """Refuse to take ``member`` out of the active admins when no other active admin is left
+    (the site would have nobody left to run it)."""
+    others = session.execute(select(func.count()).select_from(user_roles)
+                             .join(User, User.id == user_roles.c.user_id)
+                             .where(user_roles.c.role_id == role.id, User.active.is_(True),
+                                    User.id != member.id)).scalar_one()
+    if others == 0:
+        if member.id == current_user.id:
+            raise AdminError("You are the last admin; make someone else an admin first.")
+        raise AdminError(f"{member.username} is the last admin; make someone else an admin first.")
+
+
 def set_admin(member: User, grant: bool) -> None:
-    """Grant or revoke the admin role. An admin cannot take away their own admin role when
-    they are the last admin (the site would have nobody left to run it)."""
+    """Grant or revoke the admin role. The last active admin keeps it, however many admins
+    revoke at once (the role row is locked while the admins are counted)."""
     with transaction() as session:
-        role = session.scalar(select(Role).where(Role.name == ADMIN))
-        if role is None:  # made by the first migration; missing only if deleted by hand
-            raise AdminError("The admin role is missing from the database; run `flask db upgrade`.")
-        has = session.scalar(select(func.count()).select_from(user_roles).where(
-            user_roles.c.user_id == member.id, user_roles.c.role_id == role.id))
-        if grant == bool(has):
+        role = _locked_admin_role(session)
+        if grant == _is_admin(session, member, role):
             return
         if not grant:
-            admins = session.execute(select(func.count()).select_from(user_roles)
-                                     .join(User, User.id == user_roles.c.user_id)
-                                     .where(user_roles.c.role_id == role.id, User.active.is_(True))
-                                     ).scalar_one()
-            if member.id == current_user.id and admins <= 1:
-                raise AdminError("You are the last admin; make someone else an admin first.")
+            if member.active:
+                _refuse_last_admin(session, member, role)
             session.execute(delete(user_roles).where(user_roles.c.user_id == member.id,
                                                      user_roles.c.role_id == role.id))
         else:
@@ -109,10 +129,17 @@ def set_admin(member: User, grant: bool) -> None:
 
 
 def set_member_active(member: User, active: bool) -> None:
-    """Deactivate (their logins end at once) or reactivate a member; never yourself."""
+    """Deactivate (their logins end at once) or reactivate a member; never yourself, and never
+    the last active admin."""
     if member.id == current_user.id and not active:
         raise AdminError("You cannot deactivate your own account.")
-    with transaction():
+    with transaction() as session:
+        if not active:
+            role = _locked_admin_role(session)
+            # Re-read under the lock: another admin may have changed the member meanwhile.
+            session.refresh(member, ["active"])
+            if member.active and _is_admin(session, member, role):
+                _refuse_last_admin(session, member, role)
         if member.active == active:
             return
         record("user", member.username, "reactivate" if active else "deactivate",
