@@ -7,14 +7,22 @@ from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from blog.posts.services import parse_tags
+from blog.text import xml_safe
 
 MAX_TAGS = 10
 
 
+def _xml_safe(value: object) -> object:
+    """A filter: what the member typed, without the characters XML cannot carry, so that the
+    validators (DataRequired, Length) judge the text that will be stored."""
+    return xml_safe(value) if isinstance(value, str) else value
+
+
 class PostForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
-    body = TextAreaField("Body (Markdown)", validators=[DataRequired(), Length(max=100_000)])
-    tags = StringField("Tags", validators=[Length(max=600)])
+    title = StringField("Title", filters=[_xml_safe], validators=[DataRequired(), Length(max=200)])
+    body = TextAreaField("Body (Markdown)", filters=[_xml_safe],
+                         validators=[DataRequired(), Length(max=100_000)])
+    tags = StringField("Tags", filters=[_xml_safe], validators=[Length(max=600)])
     publish = BooleanField("Publish (leave unticked to save a draft)")
 
     def validate_tags(self, field: StringField) -> None:
@@ -27,4 +35,4 @@ class PostForm(FlaskForm):
 
 
 class CommentForm(FlaskForm):
-    body = TextAreaField("Comment", validators=[DataRequired(), Length(max=5000)])
+    body = TextAreaField("Comment", filters=[_xml_safe], validators=[DataRequired(), Length(max=5000)])

@@ -25,7 +25,7 @@ from blog.errors import ServiceError
 from blog.extensions import db
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.posts.rendering import excerpt_of, render_markdown
-from blog.text import slugify
+from blog.text import slugify, xml_safe
 
 
 class BlogError(ServiceError):
@@ -191,9 +191,16 @@ class PostContent:
 
 
 def prepare_post(title: str, body: str, tags: str, publish: bool) -> PostContent:
-    """Render and normalize what a post form gave, outside any transaction."""
+    """Render and normalize what a post form gave, outside any transaction. Characters XML
+    cannot carry are dropped (they would break the Atom feed); raises BlogError when nothing
+    of the title or body is left."""
+    title, body = xml_safe(title).strip(), xml_safe(body)
+    if not title:
+        raise BlogError("Give the post a title.", "title")
+    if not body.strip():
+        raise BlogError("Write the post's text.", "body")
     body_html = render_markdown(body)
-    return PostContent(title.strip(), body, body_html, excerpt_of(body_html), parse_tags(tags), publish)
+    return PostContent(title, body, body_html, excerpt_of(body_html), parse_tags(xml_safe(tags)), publish)
 
 
 def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
@@ -269,8 +276,11 @@ def delete_post(post: Post) -> None:
 def add_comment(post: Post, author: User, body: str) -> Comment:
     if not post.published:
         raise BlogError("Comments open when the post is published.", "body")
+    body = xml_safe(body).strip()
+    if not body:
+        raise BlogError("Write a comment.", "body")
     with transaction() as session:
-        comment = Comment(post_id=post.id, author_id=author.id, body=body.strip())
+        comment = Comment(post_id=post.id, author_id=author.id, body=body)
         session.add(comment)
         session.flush()
     return comment

@@ -92,11 +92,15 @@ def post(slug: str) -> str:
 def new_post() -> BaseResponse | str:
     form = PostForm()
     if form.validate_on_submit():
-        post = services.create_post(_current_user(), form.title.data, form.body.data,
-                                    form.tags.data, form.publish.data)
-        flash("Published." if post.published else "Draft saved; only you and admins can see it.",
-              "success")
-        return redirect(url_for("blog.post", slug=post.slug))
+        try:
+            post = services.create_post(_current_user(), form.title.data, form.body.data,
+                                        form.tags.data, form.publish.data)
+        except services.BlogError as error:
+            show_error(form, error)
+        else:
+            flash("Published." if post.published else "Draft saved; only you and admins can see it.",
+                  "success")
+            return redirect(url_for("blog.post", slug=post.slug))
     return render_template("blog/edit.html", form=form, post=None)
 
 
