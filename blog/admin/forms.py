@@ -52,6 +52,13 @@ def whole_cents(form: Any, field: Any) -> None:
         raise ValidationError("Use at most two decimal places.")
 
 
+def _count(text: str | None) -> int | None:
+    """A hidden field's whole number, or None when it is missing or not one (an old form:
+    the save then sets the stock as given)."""
+    text = (text or "").strip()
+    return int(text) if text.isdecimal() and len(text) <= 10 else None
+
+
 def _cents(amount: Decimal | None) -> Decimal | None:
     return amount.quantize(CENT) if amount is not None else None
 
@@ -132,6 +139,8 @@ class VariantRowForm(Form):
     sku = StringField("SKU", validators=[Optional(), Length(max=64)])
     price = _money("Price", required=False)
     stock = IntegerField("Stock", validators=[Optional(), NumberRange(min=0, max=2_147_483_647)])
+    #: The stock the form showed, so the save is relative to it (see VariantInput.stock_seen).
+    stock_seen = HiddenField()
 
     def is_filled(self) -> bool:
         """Whether the admin used this row (blank rows are spares, ignored)."""
@@ -145,7 +154,8 @@ class VariantRowForm(Form):
         accepted, by the service)."""
         ident = self.id.data or ""
         return VariantInput(int(ident) if ident.isdecimal() else None, self.label.data or "",
-                            self.sku.data or "", self.price.data.quantize(CENT), self.stock.data)
+                            self.sku.data or "", self.price.data.quantize(CENT), self.stock.data,
+                            _count(self.stock_seen.data))
 
 
 class ProductForm(FlaskForm):
@@ -158,6 +168,7 @@ class ProductForm(FlaskForm):
     active = BooleanField("For sale", default=True)
     price = _money("Price", required=False)
     stock = IntegerField("Stock", validators=[Optional(), NumberRange(min=0, max=2_147_483_647)])
+    stock_seen = HiddenField()
     image = FileField("Image (JPEG, PNG or WebP)")
     variants = FieldList(FormField(VariantRowForm), min_entries=0, max_entries=50)
     reason = StringField("Reason for a stock change", validators=[Length(max=200)])
@@ -181,11 +192,12 @@ class ProductForm(FlaskForm):
             self.active.data = product.active
             if len(product.variants) == 1:
                 self.price.data, self.stock.data = product.variants[0].price, product.variants[0].stock
+                self.stock_seen.data = str(product.variants[0].stock)
             else:
                 for variant in product.variants:
                     self.variants.append_entry({"id": str(variant.id), "label": variant.label,
                                                 "sku": variant.sku or "", "price": variant.price,
-                                                "stock": variant.stock})
+                                                "stock": variant.stock, "stock_seen": str(variant.stock)})
         for _ in range(self.SPARE_ROWS):
             self.variants.append_entry()
 
@@ -217,7 +229,8 @@ class ProductForm(FlaskForm):
         stock."""
         rows = [row.variant_input() for row in self._filled_rows()]
         variants = (several_variants(product, rows) if rows else
-                    [single_variant(product, self.price.data.quantize(CENT), self.stock.data)])
+                    [single_variant(product, self.price.data.quantize(CENT), self.stock.data,
+                                    _count(self.stock_seen.data))])
         return ProductInput(name=self.name.data, description=self.description.data or "",
                             category=self.category.data or "", active=self.active.data,
                             variants=variants, reason=self.reason.data or "")

@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload, with_expression
 from werkzeug.datastructures import FileStorage
 
 from blog.admin.audit import diff, record
 from blog.admin.services import AdminError
-from blog.database import contains_pattern
+from blog.database import affected_rows, contains_pattern
 from blog.database_session import transaction, unique_slug
 from blog.extensions import db
 from blog.shop import images
@@ -37,6 +37,9 @@ class VariantInput:
     sku: str
     price: Decimal
     stock: int
+    #: The stock the admin's form showed. Given, the save moves the stock by ``stock -
+    #: stock_seen`` rather than setting it, so units sold since the form was opened stay sold.
+    stock_seen: int | None = None
 
 
 @dataclass
@@ -52,13 +55,14 @@ class ProductInput:
     reason: str = ""
 
 
-def single_variant(product: Product | None, price: Decimal, stock: int) -> VariantInput:
+def single_variant(product: Product | None, price: Decimal, stock: int,
+                   stock_seen: int | None = None) -> VariantInput:
     """The variant a price and a stock alone describe: ``product``'s own when it has exactly
     one (keeping its label and SKU), else a new one."""
     if product is None or len(product.variants) != 1:
         return VariantInput(None, "", "", price, stock)
     only = product.variants[0]
-    return VariantInput(only.id, only.label, only.sku or "", price, stock)
+    return VariantInput(only.id, only.label, only.sku or "", price, stock, stock_seen)
 
 
 def several_variants(product: Product | None, rows: list[VariantInput]) -> list[VariantInput]:
@@ -193,9 +197,14 @@ def _save_variants(session: Session, product: Product, rows: list[VariantInput],
         if variant is None:
             variant = Variant(product=product)
             session.add(variant)
+        seen = row.stock_seen if variant.id is not None else None
         variant.label, variant.sku = row.label.strip(), (row.sku.strip() or None)
-        variant.price, variant.stock = row.price, row.stock
+        variant.price = row.price
+        if seen is None:
+            variant.stock = row.stock
         changes = diff(variant, ("label", "sku", "price", "stock"))
+        if seen is not None and row.stock != seen:
+            changes["stock"] = list(_move_stock(session, variant, row.stock - seen))
         if "stock" in changes and variant.id is not None and not reason.strip():
             raise AdminError("Say why the stock changed (a count, a delivery, damage…).", "reason")
         session.flush()
@@ -206,6 +215,22 @@ def _save_variants(session: Session, product: Product, rows: list[VariantInput],
                 action = "adjust_stock" if set(changes) == {"stock"} else "update"
             record("variant", variant.sku or f"{product.slug}/{variant.label or variant.id}", action,
                    changes, note=reason.strip() if "stock" in changes and not new else "")
+
+
+def _move_stock(session: Session, variant: Variant, delta: int) -> tuple[int, int]:
+    """Add ``delta`` to the variant's stock in one conditional UPDATE, so sales committed since
+    the admin opened the form are kept; returns the stock before and after. Raises AdminError
+    when the stock would go below zero (more sold meanwhile than the admin takes away)."""
+    moved = affected_rows(session.execute(
+        update(Variant).where(Variant.id == variant.id, Variant.stock + delta >= 0)
+        .values(stock=Variant.stock + delta).execution_options(synchronize_session=False)))
+    session.refresh(variant, ["stock"])
+    if not moved:
+        name = variant.label or "The stock"
+        raise AdminError(f"{name}: only {variant.stock} left now (sold since you opened the form), "
+                         f"so taking away {-delta} would go below zero. Reload and try again.",
+                         "variants")
+    return variant.stock - delta, variant.stock
 
 
 def was_ordered(product: Product) -> bool:
