@@ -43,10 +43,6 @@ class InvalidCredentials(AccountError):
     """Wrong password, or no such member: one message for both."""
 
 
-class AccountInactive(AccountError):
-    """The member's account has been deactivated."""
-
-
 class LoginThrottled(AccountError):
     """Too many failed logins for this account or from this address."""
 
@@ -219,8 +215,9 @@ def client_key(ip_address: str) -> str:
 def authenticate(identifier: str, password: str, ip_address: str) -> User:
     """Check a login; return the member or raise an :class:`AccountError`.
 
-    Unknown user and wrong password get the same message and about the same time (a dummy
-    bcrypt check). Every attempt is recorded before the password is checked, so the throttle
+    Unknown user, wrong password and a deactivated account (even with the right password) get
+    the same message and about the same time (one bcrypt check on each path), so the login
+    form tells nobody which accounts exist or have been deactivated. Every attempt is recorded before the password is checked, so the throttle
     holds across processes; a successful login clears the account's attempts.
     """
     user = find_user(identifier)
@@ -229,10 +226,10 @@ def authenticate(identifier: str, password: str, ip_address: str) -> User:
     if user is None:
         check_password_of_nobody(password)
         raise InvalidCredentials(INVALID_CREDENTIALS)
-    if not check_password(user.password_hash, password):
+    # One test for both: a separate "deactivated" answer would confirm the password to whoever
+    # guessed it, and tell them the account exists.
+    if not check_password(user.password_hash, password) or not user.active:
         raise InvalidCredentials(INVALID_CREDENTIALS)
-    if not user.active:
-        raise AccountInactive("This account has been deactivated.")
     # Hash before taking the write lock: bcrypt is slow by design.
     rehashed = (hash_password(password)
                 if hash_rounds(user.password_hash) != current_app.config["BCRYPT_ROUNDS"] else None)
