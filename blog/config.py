@@ -51,9 +51,16 @@ class DefaultConfig:
     LOGIN_MAX_FAILURES_PER_ADDRESS = 100
     LOGIN_THROTTLE_WINDOW_SECONDS = 900
 
+    #: Seconds to wait for Redis to connect or answer before treating it as down, so a
+    #: vanished Redis costs a request at most this (rate limits, /healthz), not a hung worker.
+    REDIS_TIMEOUT_SECONDS = 0.5
+
     #: Flask-Limiter; also switches off the login throttle when False.
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI: str | None = None  # None: REDIS_URL if set, else in-process memory
+    #: When the storage (Redis) fails, count in this process's memory instead of answering 500;
+    #: Flask-Limiter checks now and then whether the storage is back and returns to it.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True
     REGISTER_RATE_LIMIT = "10 per hour"
     LOGIN_RATE_LIMIT = "60 per minute"
@@ -139,6 +146,13 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
         "pool_recycle": config["DB_POOL_RECYCLE"],
         "pool_pre_ping": config["DB_POOL_PRE_PING"],
     }
+
+
+def redis_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for every Redis client Inkwell makes: short timeouts, so a Redis that
+    has gone away is noticed quickly instead of holding requests."""
+    timeout = float(config["REDIS_TIMEOUT_SECONDS"])
+    return {"socket_connect_timeout": timeout, "socket_timeout": timeout}
 
 
 def read_environment(config: dict[str, Any]) -> None:
