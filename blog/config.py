@@ -69,6 +69,10 @@ class DefaultConfig:
     PROXY_FIX_X_FOR = 0
     PROXY_FIX_X_PROTO = 0
 
+    #: Strict-Transport-Security max-age in seconds, sent while SESSION_COOKIE_SECURE is on
+    #: (so not by `make run`'s plain http); 0 sends none.
+    HSTS_MAX_AGE = 31_536_000  # one year
+
     # Cookies: Secure unless switched off (plain-http local serving) or in debug.
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_HTTPONLY = True
