@@ -45,6 +45,9 @@ class DefaultConfig:
 
     BCRYPT_ROUNDS = 12
     PASSWORD_MIN_LENGTH = 8
+    #: The lowest zxcvbn score (0-4) a new password may have; 3 ("safely unguessable") refuses
+    #: common and breached passwords, names and keyboard patterns. 0 turns the check off.
+    PASSWORD_MIN_SCORE = 3
 
     # Login throttling (database-backed, so every worker and host sees the same counts).
     LOGIN_MAX_FAILURES_PER_ACCOUNT = 10
