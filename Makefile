@@ -42,9 +42,12 @@ run: db-upgrade
 	FLASK_SESSION_COOKIE_SECURE=false $(BIN)/flask run --host $(HOST) --port $(PORT)
 
 # ruff (style, imports, likely bugs) and mypy (types of blog/); configured in pyproject.toml.
+# Then pip-audit for published advisories in what is installed: it needs the network, so
+# without one it prints "pip-audit skipped: no network" and passes; real findings fail.
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/python .ci/pip_audit.py
 
 # Lint, then the suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
 test: lint

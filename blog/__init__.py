@@ -22,7 +22,14 @@ from flask_login import user_logged_in
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from blog.config import WEAK_SECRETS, DefaultConfig, engine_options, normalize_database_url, read_environment
+from blog.config import (
+    WEAK_SECRETS,
+    DefaultConfig,
+    engine_options,
+    normalize_database_url,
+    read_environment,
+    redis_options,
+)
 from blog.database import init_database, start_counting, stop_counting
 from blog.errors import register as register_error_pages
 from blog.extensions import csrf, db, limiter, login_manager, migrate
@@ -82,6 +89,8 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
     if not config["RATELIMIT_STORAGE_URI"]:
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+    if config["RATELIMIT_STORAGE_URI"].startswith("redis"):  # redis:, rediss:, redis+unix:
+        config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_options(config))
     if app.debug:
         config["SESSION_COOKIE_SECURE"] = False
         config["REMEMBER_COOKIE_SECURE"] = False

@@ -45,15 +45,25 @@ class DefaultConfig:
 
     BCRYPT_ROUNDS = 12
     PASSWORD_MIN_LENGTH = 8
+    #: The lowest zxcvbn score (0-4) a new password may have; 3 ("safely unguessable") refuses
+    #: common and breached passwords, names and keyboard patterns. 0 turns the check off.
+    PASSWORD_MIN_SCORE = 3
 
     # Login throttling (database-backed, so every worker and host sees the same counts).
     LOGIN_MAX_FAILURES_PER_ACCOUNT = 10
     LOGIN_MAX_FAILURES_PER_ADDRESS = 100
     LOGIN_THROTTLE_WINDOW_SECONDS = 900
 
+    #: Seconds to wait for Redis to connect or answer before treating it as down, so a
+    #: vanished Redis costs a request at most this (rate limits, /healthz), not a hung worker.
+    REDIS_TIMEOUT_SECONDS = 0.5
+
     #: Flask-Limiter; also switches off the login throttle when False.
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI: str | None = None  # None: REDIS_URL if set, else in-process memory
+    #: When the storage (Redis) fails, count in this process's memory instead of answering 500;
+    #: Flask-Limiter checks now and then whether the storage is back and returns to it.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True
     REGISTER_RATE_LIMIT = "10 per hour"
     LOGIN_RATE_LIMIT = "60 per minute"
@@ -64,6 +74,10 @@ class DefaultConfig:
     #: How many reverse proxies in front of the app set X-Forwarded-For / -Proto (0: none).
     PROXY_FIX_X_FOR = 0
     PROXY_FIX_X_PROTO = 0
+
+    #: Strict-Transport-Security max-age in seconds, sent while SESSION_COOKIE_SECURE is on
+    #: (so not by `make run`'s plain http); 0 sends none.
+    HSTS_MAX_AGE = 31_536_000  # one year
 
     # Cookies: Secure unless switched off (plain-http local serving) or in debug.
     SESSION_COOKIE_SECURE = True
@@ -142,6 +156,13 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
         "pool_recycle": config["DB_POOL_RECYCLE"],
         "pool_pre_ping": config["DB_POOL_PRE_PING"],
     }
+
+
+def redis_options(config: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for every Redis client Inkwell makes: short timeouts, so a Redis that
+    has gone away is noticed quickly instead of holding requests."""
+    timeout = float(config["REDIS_TIMEOUT_SECONDS"])
+    return {"socket_connect_timeout": timeout, "socket_timeout": timeout}
 
 
 def read_environment(config: dict[str, Any]) -> None:

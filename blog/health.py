@@ -4,15 +4,47 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+import redis
+from flask import Blueprint, Flask, current_app, jsonify
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
+from blog.config import redis_options
 from blog.extensions import db, limiter
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("inkwell.health")
+
+_REDIS_CLIENT = "inkwell.health.redis"
+
+
+def _redis_client(app: Flask) -> redis.Redis:
+    """One client (one connection pool) per app, made on the first check.
+
+    No retries: a health check answers what it sees now, within ``REDIS_TIMEOUT_SECONDS``.
+    """
+    client = app.extensions.get(_REDIS_CLIENT)
+    if client is None:
+        client = redis.Redis.from_url(app.config["REDIS_URL"], retry=Retry(NoBackoff(), 0),
+                                      **redis_options(app.config))
+        app.extensions[_REDIS_CLIENT] = client
+    return client
+
+
+def redis_state() -> str | None:
+    """``"ok"`` or ``"down"`` for the configured Redis; None when ``REDIS_URL`` is unset."""
+    if not current_app.config.get("REDIS_URL"):
+        return None
+    try:
+        _redis_client(current_app).ping()
+    except (redis.RedisError, OSError) as error:
+        # The URL may carry a password: only the kind of failure is logged.
+        log.warning("health check: Redis unreachable (%s)", type(error).__name__)
+        return "down"
+    return "ok"
 
 
 @bp.route("/healthz")
@@ -22,11 +54,16 @@ def healthz() -> tuple[Response, int]:
 
     It reads the migration version rather than ``SELECT 1``: SQLite would answer that even
     from a freshly created empty file where the real database has gone missing.
+
+    With ``REDIS_URL`` set, ``"redis"`` says ``"ok"`` or ``"down"``; a Redis that is down
+    still answers 200, since the site keeps serving without it (rate limits count in memory).
     """
+    redis_seen = redis_state()
+    extra = {} if redis_seen is None else {"redis": redis_seen}
     try:
         db.session.execute(text("SELECT version_num FROM alembic_version"))
     except (SQLAlchemyError, OSError):
         log.exception("health check: database unreachable")
         db.session.rollback()
-        return jsonify(status="error", database="unreachable"), 503
-    return jsonify(status="ok", database="ok"), 200
+        return jsonify(status="error", database="unreachable", **extra), 503
+    return jsonify(status="ok", database="ok", **extra), 200

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import bcrypt
-from flask import abort, current_app, request
+from flask import abort, current_app, g, request, session
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -108,12 +108,43 @@ CONTENT_SECURITY_POLICY = (
 
 
 def set_security_headers(response: Response) -> Response:
-    """Add the headers every response carries, error pages included."""
+    """Add the headers every response carries, error pages included.
+
+    ``Strict-Transport-Security`` goes with secure cookies: a site that only sends its cookies
+    over https is served over https, and telling browsers so (for ``HSTS_MAX_AGE`` seconds)
+    stops a first plain-http request from being intercepted. Plain-http serving (``make run``,
+    debug) has secure cookies off, and so no HSTS, which would lock a browser out of it.
+    """
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    config = current_app.config
+    max_age = int(config.get("HSTS_MAX_AGE") or 0)
+    if config.get("SESSION_COOKIE_SECURE") and max_age > 0:
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={max_age}")
+    if _for_a_member() and "Cache-Control" not in response.headers:
+        # A member's pages show their name, cart, orders and CSRF token: no browser back-button
+        # cache on a shared computer and no shared proxy may keep them. A response that sets
+        # its own Cache-Control (a public image) knows it is the same for everyone.
+        response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _for_a_member() -> bool:
+    """Whether this response was made for a logged-in member.
+
+    Flask-Login keeps the user it loaded in ``g._login_user``; a request that never asked who
+    the user is (``/healthz``, an image) is the same for everyone, unless the session says a
+    member is logged in. The session is read only when the request brought its cookie, since
+    reading it adds ``Vary: Cookie``.
+    """
+    user = g.get("_login_user")
+    if user is not None:
+        return bool(user.is_authenticated)
+    if request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]):
+        return "_user_id" in session
+    return False
 
 
 # --- access decisions ----------------------------------------------------------------------

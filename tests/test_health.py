@@ -60,6 +60,12 @@ def test_healthz_reports_ok(client):
     assert response.get_json() == {"status": "ok", "database": "ok"}
 
 
+def test_healthz_without_redis_url_says_nothing_of_redis(client, app):
+    """No REDIS_URL, no Redis to report on (tests/test_redis_down.py covers "ok" and "down")."""
+    assert not app.config["REDIS_URL"]
+    assert "redis" not in client.get("/healthz").get_json()
+
+
 def test_healthz_needs_no_login_and_no_session(client):
     """Load balancers call it without cookies; it must not start a session either."""
     response = client.get("/healthz")

@@ -2,19 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import current_app
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
+from zxcvbn import zxcvbn  # type: ignore[import-untyped]
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
+#: zxcvbn judges this many leading characters. Its matching grows quickly with length (a
+#: random 72-character string takes seconds), and a password whose first 40 characters are
+#: hard to guess is hard to guess.
+STRENGTH_CHECKED_CHARACTERS = 40
+
+_DEFAULT_ADVICE = "Try a few uncommon words together, like a short sentence only you would write."
+
+
+def weak_password_reason(password: str, user_inputs: Iterable[str] = ()) -> str | None:
+    """Why ``password`` is too easy to guess, or None when it is good enough.
+
+    zxcvbn (Dropbox's estimator) knows the 30,000 most common passwords of public breaches,
+    common words and names, keyboard patterns, dates, repeats and l33t spellings, and scores
+    from 0 to 4; below ``PASSWORD_MIN_SCORE`` the password is refused. ``user_inputs`` (the
+    username, the email) count as easy to guess too.
+    """
+    minimum = current_app.config["PASSWORD_MIN_SCORE"]
+    if minimum <= 0:
+        return None
+    inputs = [value for value in user_inputs if value]
+    inputs += [part for value in inputs for part in value.split("@")]
+    result = zxcvbn(password[:STRENGTH_CHECKED_CHARACTERS], user_inputs=inputs)
+    if result["score"] >= minimum:
+        return None
+    feedback = result["feedback"]
+    advice = " ".join(part for part in (feedback["warning"], *feedback["suggestions"]) if part)
+    return f"This password is too easy to guess. {advice or _DEFAULT_ADVICE}"
+
+
+def _known_about_user(form: FlaskForm) -> list[str]:
+    """What the form or the logged-in member tells about who is choosing the password."""
+    values = [getattr(form, name).data or "" for name in ("username", "email") if hasattr(form, name)]
+    if current_user.is_authenticated:
+        values += [current_user.username, current_user.email]
+    return [value for value in values if isinstance(value, str)]
+
 
 def password_strength(form: FlaskForm, field: PasswordField) -> None:
-    """At least ``PASSWORD_MIN_LENGTH`` characters; no upper bound (passwords are pre-hashed)."""
+    """At least ``PASSWORD_MIN_LENGTH`` characters, and not easy to guess; no upper bound
+    (passwords are pre-hashed)."""
     minimum = current_app.config["PASSWORD_MIN_LENGTH"]
-    if len(field.data or "") < minimum:
+    password = field.data or ""
+    if len(password) < minimum:
         raise ValidationError(f"Use at least {minimum} characters.")
+    reason = weak_password_reason(password, _known_about_user(form))
+    if reason:
+        raise ValidationError(reason)
 
 
 class RegisterForm(FlaskForm):

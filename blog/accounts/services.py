@@ -13,7 +13,8 @@ from datetime import timedelta
 
 import flask_login
 from blinker import Namespace
-from flask import current_app
+from flask import current_app, g
+from flask import session as browser_session
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
@@ -41,10 +42,6 @@ class DuplicateAccount(AccountError):
 
 class InvalidCredentials(AccountError):
     """Wrong password, or no such member: one message for both."""
-
-
-class AccountInactive(AccountError):
-    """The member's account has been deactivated."""
 
 
 class LoginThrottled(AccountError):
@@ -219,9 +216,11 @@ def client_key(ip_address: str) -> str:
 def authenticate(identifier: str, password: str, ip_address: str) -> User:
     """Check a login; return the member or raise an :class:`AccountError`.
 
-    Unknown user and wrong password get the same message and about the same time (a dummy
-    bcrypt check). Every attempt is recorded before the password is checked, so the throttle
-    holds across processes; a successful login clears the account's attempts.
+    Unknown user, wrong password and a deactivated account (even with the right password) get
+    the same message and about the same time (one bcrypt check on each path), so the login
+    form tells nobody which accounts exist or have been deactivated. Every attempt is recorded
+    before the password is checked, so the throttle holds across processes; a successful login
+    clears the account's attempts.
     """
     user = find_user(identifier)
     account_key = f"user:{user.id}" if user else "name:" + lookup_key(identifier)[:250]
@@ -229,10 +228,10 @@ def authenticate(identifier: str, password: str, ip_address: str) -> User:
     if user is None:
         check_password_of_nobody(password)
         raise InvalidCredentials(INVALID_CREDENTIALS)
-    if not check_password(user.password_hash, password):
+    # One test for both: a separate "deactivated" answer would confirm the password to whoever
+    # guessed it, and tell them the account exists.
+    if not check_password(user.password_hash, password) or not user.active:
         raise InvalidCredentials(INVALID_CREDENTIALS)
-    if not user.active:
-        raise AccountInactive("This account has been deactivated.")
     # Hash before taking the write lock: bcrypt is slow by design.
     rehashed = (hash_password(password)
                 if hash_rounds(user.password_hash) != current_app.config["BCRYPT_ROUNDS"] else None)
@@ -243,8 +242,21 @@ def authenticate(identifier: str, password: str, ip_address: str) -> User:
     return user
 
 
+def _new_csrf_token() -> None:
+    """Drop this browser's CSRF token, so the next form gets a new one.
+
+    Flask-WTF keeps the raw token in the session (and caches it in ``g`` for the request) under
+    its field name. A token that outlives a change of who is logged in could have been read
+    (from a page, a log, a shared computer) before the change and still be good after it.
+    """
+    name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    browser_session.pop(name, None)
+    g.pop(name, None)
+
+
 def log_in(user: User, *, remember: bool = False, ip_address: str = "", user_agent: str = "") -> None:
-    """Start a login session for ``user`` in this browser (a new server-side record)."""
+    """Start a login session for ``user`` in this browser (a new server-side record) with a
+    new CSRF token."""
     config = current_app.config
     token = secrets.token_urlsafe(32)
     lifetime = config["REMEMBER_COOKIE_DURATION"] if remember else config["LOGIN_SESSION_LIFETIME"]
@@ -260,10 +272,12 @@ def log_in(user: User, *, remember: bool = False, ip_address: str = "", user_age
         ))
     user.current_session_token = token
     flask_login.login_user(user, remember=remember, duration=lifetime)
+    _new_csrf_token()
 
 
 def log_out() -> None:
-    """End the current login: its record is deleted, so copies of the cookie stop working."""
+    """End the current login: its record is deleted, so copies of the cookie stop working, and
+    the CSRF token is replaced."""
     user = flask_login.current_user
     if user.is_authenticated and user.current_session_token:
         with transaction() as session:
@@ -271,6 +285,7 @@ def log_out() -> None:
                 delete(UserSession).where(UserSession.token_hash == _token_hash(user.current_session_token))
             )
     flask_login.logout_user()
+    _new_csrf_token()
 
 
 def end_all_sessions(user: User) -> None:

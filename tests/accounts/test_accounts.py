@@ -109,10 +109,11 @@ def test_registration_signal_runs_inside_the_transaction(app, make_user):
 # --- passwords of any length or shape ------------------------------------------------------
 
 
+# Long ones start with a strong phrase: the strength check refuses "pppp...".
 @pytest.mark.parametrize("password", [
-    "p" * 100,                      # 100 bytes: past bcrypt's 72
-    "x" * 10 * 1024,                # 10 KB
-    "naïve café 密码 🔑🔑🔑",        # multi-byte characters
+    (PASSWORD + " ") * 5,                        # 110 bytes: past bcrypt's 72
+    (PASSWORD + " " + "x" * 10 * 1024),           # 10 KB
+    "naïve café 密码 🔑🔑🔑",                    # multi-byte characters
 ])
 def test_long_or_strange_passwords_register_and_log_in(client, auth, password):
     response = register(client, password=password)
@@ -123,10 +124,10 @@ def test_long_or_strange_passwords_register_and_log_in(client, auth, password):
 
 
 def test_every_character_of_a_long_password_counts(client, auth):
-    password = "a" * 80 + "1"
-    register(client, password=password)
+    password = (PASSWORD + " ") * 4 + "1"
+    assert register(client, password=password).status_code == 302
     auth.logout()
-    response = auth.login("alice", "a" * 80 + "2")  # same first 72 bytes and more
+    response = auth.login("alice", (PASSWORD + " ") * 4 + "2")  # same first 72 bytes and more
     assert response.status_code == 200
     assert services.INVALID_CREDENTIALS in response.get_data(as_text=True)
 
@@ -179,7 +180,31 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(client, make_user, 
 def test_inactive_member_cannot_log_in(client, make_user, auth):
     make_user("alice", active=False)
     response = auth.login("alice")
-    assert "This account has been deactivated." in response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert services.INVALID_CREDENTIALS in response.get_data(as_text=True)
+    assert not is_logged_in(client)
+
+
+def test_deactivated_account_with_the_right_password_looks_like_a_wrong_password(
+        client, make_user, auth, monkeypatch):
+    """The right password of a deactivated account must not be confirmed (nor the account's
+    existence): same status, same message, one bcrypt check each, as a wrong password."""
+    make_user("alice", active=False)
+    make_user("bob")
+    import bcrypt
+
+    calls = []
+    real_checkpw = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda *args: calls.append(1) or real_checkpw(*args))
+
+    deactivated = auth.login("alice", PASSWORD)
+    deactivated_calls = len(calls)
+    wrong = auth.login("bob", "wrong password")
+    assert deactivated.status_code == wrong.status_code == 200
+    for response in (deactivated, wrong):
+        assert services.INVALID_CREDENTIALS in response.get_data(as_text=True)
+    assert "deactivated" not in deactivated.get_data(as_text=True).lower()
+    assert deactivated_calls == len(calls) - deactivated_calls == 1
     assert not is_logged_in(client)
 
 
