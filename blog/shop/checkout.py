@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -144,7 +144,7 @@ def review(user: User, cart: Cart | None, shipping_method_id: int | None, discou
     shipping = _active_shipping(session, shipping_method_id)
     lines = [(item.variant.price, item.quantity) for item in (cart.items if cart else [])]
     subtotal = sum((price * quantity for price, quantity in lines), ZERO)
-    discount = _usable_discount(session, discount_code, subtotal)
+    discount = _usable_discount(session, user, discount_code, subtotal)
     return _totals(lines, shipping.price, discount)
 
 
@@ -181,7 +181,7 @@ def _place_order(user: User, details: CheckoutDetails) -> Order:
         cart, placed = _lock_cart(session, user, details.checkout_token)
         if placed is not None:
             return placed  # the same form submitted again: its order, not a second one
-        priced = _read_and_price(session, cart, details)
+        priced = _read_and_price(session, user, cart, details)
         if details.seen_total and not _same_amount(details.seen_total, priced.totals.total):
             raise TotalChanged(priced.totals)  # before anything is written
         _take_stock(session, priced.items)
@@ -214,7 +214,7 @@ def _lock_cart(session: Session, user: User, token: str) -> tuple[Cart | None, O
     return cart, placed
 
 
-def _read_and_price(session: Session, cart: Cart | None, details: CheckoutDetails) -> _Priced:
+def _read_and_price(session: Session, user: User, cart: Cart | None, details: CheckoutDetails) -> _Priced:
     """Step 2: read the cart's lines fresh and price them at the variants' current prices,
     with the chosen shipping method and discount code; refuse what cannot be ordered."""
     items = _fresh_items(session, cart) if cart is not None else []
@@ -228,7 +228,7 @@ def _read_and_price(session: Session, cart: Cart | None, details: CheckoutDetail
     shipping = _active_shipping(session, details.shipping_method_id)
     lines = [(item.variant.price, item.quantity) for item in items]
     subtotal = sum((price * quantity for price, quantity in lines), ZERO)
-    discount = _usable_discount(session, details.discount_code, subtotal)
+    discount = _usable_discount(session, user, details.discount_code, subtotal)
     return _Priced(cart=cart, items=items, shipping=shipping, discount=discount,
                    lines=lines, subtotal=subtotal, totals=_totals(lines, shipping.price, discount))
 
@@ -262,8 +262,12 @@ def _fresh_items(session: Session, cart: Cart) -> list[CartItem]:
     ))
 
 
-def _usable_discount(session: Session, code: str, subtotal: Decimal) -> Discount | None:
-    """The discount ``code`` names (None for no code), if it can be used on ``subtotal``."""
+def _usable_discount(session: Session, user: User, code: str, subtotal: Decimal) -> Discount | None:
+    """The discount ``code`` names (None for no code), if ``user`` can use it on ``subtotal``.
+
+    The per-customer limit counts the member's orders with the code that are not cancelled.
+    Inside checkout the member's cart row is locked first, so two of their checkouts cannot
+    both count the same number of uses."""
     if not code.strip():
         return None
     discount = find_discount(code, session)
@@ -272,6 +276,14 @@ def _usable_discount(session: Session, code: str, subtotal: Decimal) -> Discount
     problem = discount.problem_with(subtotal, currency=currency())
     if problem:
         raise ShopError(problem, "discount_code")
+    if discount.per_customer_limit is not None:
+        used = session.scalar(select(func.count()).select_from(Order).where(
+            Order.user_id == user.id, Order.discount_id == discount.id,
+            Order.status != OrderStatus.CANCELLED))
+        if (used or 0) >= discount.per_customer_limit:
+            times = "once" if discount.per_customer_limit == 1 else f"{discount.per_customer_limit} times"
+            raise ShopError(f"The code {discount.code} can be used {times} per customer, "
+                            "and you have used it already.", "discount_code")
     return discount
 
 
