@@ -125,7 +125,8 @@ def test_reimport_updates_in_place(app, runner, tmp_path):
     result = run_import(runner, second)
 
     assert result.exit_code == 0, result.output
-    # Every matched variant counts as updated, changed or not; a new label is created.
+    # Both matched variants changed (White's stock, Black's SKU, price and stock); a new label
+    # is created.
     assert output_lines(result) == ["1 created, 2 updated, 0 skipped"]
     assert catalogue(app) == [
         ("mug", "Big Mug", "Now bigger.", None, False, "White", "MUG-W", Decimal("8.00"), 0),
@@ -404,9 +405,9 @@ def test_export_then_import_round_trips(app, runner, tmp_path):
     exported = tmp_path / "export.csv"
     run_export(runner, exported)
 
-    # Re-importing the export over the same data matches every variant.
+    # Re-importing the export over the same data matches every variant and changes nothing.
     result = run_import(runner, exported)
-    assert output_lines(result) == ["0 created, 4 updated, 0 skipped"]
+    assert output_lines(result) == ["0 created, 0 updated, 4 unchanged, 0 skipped"]
     assert catalogue(app) == before
     assert count(app, Category) == 1  # found by name, though its slug is not slugify(name)
 
@@ -497,3 +498,65 @@ def test_other_refusals_are_reported_in_the_databases_words():
     checked = catalog_io._check_row(catalog_io.RawRow(2, row()))
     error = IntegrityError("INSERT ...", {}, Exception("CHECK constraint failed: x\nDETAIL: more"))
     assert catalog_io._refusal(error, checked) == "refused by the database: CHECK constraint failed: x"
+
+
+# --- the audit trail ---------------------------------------------------------------------------
+
+
+def audit_trail(app: Any) -> list[tuple[str, str, str, dict[str, Any], str, Any]]:
+    from blog.admin.models import AuditEvent
+    with app.app_context():
+        return [(e.entity_type, e.entity_id, e.action, e.changes, e.note, e.actor_id)
+                for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_import_is_audited_and_counts_only_real_changes(app, runner, tmp_path):
+    first = write_csv(tmp_path / "first.csv", [
+        row(name="Mug", category="Kitchen", variant="White", sku="MUG-W", price="8.00", stock="5"),
+        row(name="Mug", category="Kitchen", variant="Black", sku="MUG-B", price="8.00", stock="5"),
+    ])
+    assert output_lines(run_import(runner, first)) == ["2 created, 0 updated, 0 skipped"]
+    trail = audit_trail(app)
+    assert [(kind, key, action) for kind, key, action, *_ in trail] == [
+        ("product", "mug", "create"), ("variant", "MUG-W", "create"), ("variant", "MUG-B", "create")]
+    assert trail[1][3] == {"label": [None, "White"], "sku": [None, "MUG-W"], "price": [None, "8.00"],
+                           "stock": [None, 5]}
+    assert all(note == "CSV import" and actor is None for *_, note, actor in trail)
+
+    # The same file again: nothing changes, nothing is written, nothing is audited.
+    assert output_lines(run_import(runner, first)) == ["0 created, 0 updated, 2 unchanged, 0 skipped"]
+    assert len(audit_trail(app)) == 3
+
+    # One stock count changed: one update, with before and after.
+    second = write_csv(tmp_path / "second.csv", [
+        row(slug="mug", name="Mug", category="Kitchen", variant="White", sku="MUG-W", price="8.00",
+            stock="2"),
+        row(slug="mug", name="Mug", category="Kitchen", variant="Black", sku="MUG-B", price="8.00",
+            stock="5"),
+    ])
+    assert output_lines(run_import(runner, second)) == ["0 created, 1 updated, 1 unchanged, 0 skipped"]
+    assert audit_trail(app)[3:] == [("variant", "MUG-W", "update", {"stock": [5, 2]}, "CSV import", None)]
+
+    # A product field (on the row that sets them) counts as an update of that row.
+    third = write_csv(tmp_path / "third.csv", [
+        row(slug="mug", name="Mug", category="Tableware", active="false", variant="White", sku="MUG-W",
+            price="8.00", stock="2"),
+    ])
+    assert output_lines(run_import(runner, third)) == ["0 created, 1 updated, 0 skipped"]
+    assert audit_trail(app)[4:] == [("product", "mug", "update",
+                                     {"active": [True, False], "category": ["Kitchen", "Tableware"]},
+                                     "CSV import", None)]
+
+
+def test_audit_rolls_back_with_a_failed_import(app, runner, tmp_path):
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+    from blog.shop.catalog_io import catalog_imported
+    catalog_imported.connect(fail)
+    try:
+        path = write_csv(tmp_path / "p.csv", [row(name="Mug", price="8.00", stock="5")])
+        result = run_import(runner, path)
+    finally:
+        catalog_imported.disconnect(fail)
+    assert result.exit_code != 0
+    assert audit_trail(app) == [] and count(app, Product) == 0
