@@ -187,14 +187,16 @@ def register_listeners(app: Flask) -> None:
     receiver and sender), so nothing fires twice.
     """
     from blog.accounts.services import user_registered
-    from blog.admin.audit import record_order_status
+    from blog.admin.audit import record_catalog_import, record_order_status
     from blog.shop.cart import create_member_cart
+    from blog.shop.catalog_io import catalog_imported
     from blog.shop.orders import order_status_changed
     from blog.shop.views import merge_cart_on_login
 
     user_registered.connect(create_member_cart, sender=app)  # a new member gets a cart
     user_logged_in.connect(merge_cart_on_login, sender=app)  # a visitor's cart joins theirs
     order_status_changed.connect(record_order_status, sender=app)  # every move is audited
+    catalog_imported.connect(record_catalog_import, sender=app)  # so is every CSV import's change
 
 
 def register_request_hooks(app: Flask) -> None:

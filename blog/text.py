@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
+#: What separates the words of a slug: runs of anything but letters, marks and digits.
+_SEPARATORS = re.compile(r"-+")
 
-def slugify(text: str, max_length: int = 200, fallback: str = "post") -> str:
-    """ASCII, lower-case, hyphen-separated: "Ünïcode & Co!" -> "unicode-co"."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:max_length].rstrip("-") or fallback
+
+def _fold(char: str) -> str:
+    """``char`` lower-cased; a Latin letter with accents loses them ("É" -> "e", so the slugs
+    of Latin-script titles stay the plain ASCII they always were), any other letter, mark or
+    digit is kept as it is ("日", "λ", "ж"), and everything else becomes a separator."""
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    if stripped and stripped.isascii():
+        return "".join(c if c.isalnum() else "-" for c in stripped.lower())
+    return char.lower() if unicodedata.category(char)[0] in "LMN" else "-"
+
+
+def slugify(text: str, max_length: int = 200) -> str:
+    """Lower-case words joined by hyphens: "Ünïcode & Co!" -> "unicode-co",
+    "日本語のタイトル" -> "日本語のタイトル", "Καλημέρα κόσμε" -> "καλημέρα-κόσμε".
+
+    Letters of every script are kept (URLs carry them percent-encoded, and ``url_for`` and
+    the routes handle that), so a title in Japanese, Greek or Russian gets its own words
+    rather than a generic one. A text with no letters or digits at all ("!!!", "🙂") gets a
+    short fingerprint of itself instead: the same text always gives the same slug, and two
+    such texts rarely collide (:func:`blog.database_session.unique_slug` settles it if
+    they do).
+    """
+    composed = unicodedata.normalize("NFKC", text)
+    slug = _SEPARATORS.sub("-", "".join(_fold(char) for char in composed)).strip("-")
+    slug = slug[:max_length].rstrip("-")
+    if slug:
+        return slug
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:min(10, max_length)]
 
 
 #: What XML 1.0 cannot carry (its ``Char`` production): control characters other than tab,

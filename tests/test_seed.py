@@ -188,7 +188,8 @@ def check_invariants(app: Flask) -> None:
         assert any(order.tax > ZERO for order in orders)
         for discount in s.scalars(select(Discount)):
             assert discount.times_used == s.scalar(
-                select(func.count()).where(Order.discount_id == discount.id))
+                select(func.count()).where(Order.discount_id == discount.id,
+                                           Order.status != OrderStatus.CANCELLED))
 
 
 # --- the command ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask_login import current_user
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 
 from blog.admin.models import AuditEvent
 from blog.extensions import db
@@ -54,16 +54,20 @@ def diff(obj: Any, fields: tuple[str, ...] | None = None) -> dict[str, list[Any]
 def record(entity_type: str, entity_id: Any, action: str, changes: dict[str, Any] | None = None,
            *, note: str = "", actor: Any = None) -> AuditEvent:
     """Add an audit event to the current transaction (the caller's service transaction)."""
-    if actor is None and current_user and current_user.is_authenticated:
-        actor = current_user
-    event = AuditEvent(
-        actor_id=actor.id if actor is not None else None,
-        actor_name=actor.username if actor is not None else "",
-        entity_type=entity_type, entity_id=str(entity_id), action=action,
-        changes={key: _plain(value) for key, value in (changes or {}).items()}, note=note,
-    )
+    event = AuditEvent(**_event_values(entity_type, entity_id, action, changes, note=note, actor=actor))
     db.session.add(event)
     return event
+
+
+def _event_values(entity_type: str, entity_id: Any, action: str, changes: dict[str, Any] | None,
+                  *, note: str, actor: Any) -> dict[str, Any]:
+    """An audit event's columns; the actor defaults to the logged-in member, if any."""
+    if actor is None and current_user and current_user.is_authenticated:
+        actor = current_user
+    return {"actor_id": actor.id if actor is not None else None,
+            "actor_name": actor.username if actor is not None else "",
+            "entity_type": entity_type, "entity_id": str(entity_id), "action": action,
+            "changes": {key: _plain(value) for key, value in (changes or {}).items()}, "note": note}
 
 
 def record_order_status(sender: Any, order: Any, old: str, new: str, actor: Any = None,
@@ -71,3 +75,19 @@ def record_order_status(sender: Any, order: Any, old: str, new: str, actor: Any 
     """Record an order's move (a listener of ``shop.orders.order_status_changed``, connected
     by ``blog.register_listeners``)."""
     record("order", order.number, "status", {"status": [old, new]}, actor=actor)
+
+
+#: The longest entity id the audit trail stores (``AuditEvent.entity_id``).
+_ENTITY_ID_MAX = 64
+
+
+def record_catalog_import(sender: Any, changes: list[Any], **extra: Any) -> None:
+    """Record every product and variant a CSV import created or changed (a listener of
+    ``shop.catalog_io.catalog_imported``, connected by ``blog.register_listeners``). The
+    ``flask import-products`` command has no logged-in member, so the actor is empty and
+    the note says where the change came from."""
+    # One executemany for the lot, not an ORM object per row: an import can change thousands.
+    db.session.execute(insert(AuditEvent), [
+        _event_values(change.entity_type, change.entity_id[:_ENTITY_ID_MAX], change.action, change.changes,
+                      note="CSV import", actor=None)
+        for change in changes])

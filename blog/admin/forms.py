@@ -87,6 +87,8 @@ class DiscountForm(FlaskForm):
     starts_at = DateTimeLocalField("Valid from (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     ends_at = DateTimeLocalField("Valid until (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     usage_limit = IntegerField("Usage limit", validators=[Optional(), NumberRange(min=1, max=10_000_000)])
+    per_customer_limit = IntegerField("Uses per customer", validators=[
+        Optional(), NumberRange(min=1, max=10_000_000)])
     min_subtotal = _money("Minimum subtotal", required=False)
 
     @classmethod
@@ -105,7 +107,8 @@ class DiscountForm(FlaskForm):
             code=self.code.data.strip().upper(), kind=self.kind.data,
             value=self.value.data.quantize(CENT), active=self.active.data,
             starts_at=_utc(self.starts_at.data), ends_at=_utc(self.ends_at.data),
-            usage_limit=self.usage_limit.data, min_subtotal=_cents(self.min_subtotal.data))
+            usage_limit=self.usage_limit.data, min_subtotal=_cents(self.min_subtotal.data),
+            per_customer_limit=self.per_customer_limit.data)
 
     def validate(self, extra_validators: Any = None) -> bool:
         if not super().validate(extra_validators):

@@ -120,7 +120,7 @@ def category_named(session: Session, name: str) -> Category | None:
     name = " ".join(name.split())
     if not name:
         return None
-    slug = slugify(name, 100, fallback="category")
+    slug = slugify(name, 100)
     category = session.scalar(select(Category).where(
         or_(func.lower(Category.name) == name.lower(), Category.slug == slug)))
     if category is None:
@@ -162,7 +162,7 @@ def _write_product(product: Product | None, data: ProductInput, image: str | Non
         with transaction() as session:
             if product is None:
                 # variants=[]: a new product's collection is known empty, so it never loads
-                product = Product(slug=unique_slug(Product.slug, slugify(data.name, 200, fallback="product")),
+                product = Product(slug=unique_slug(Product.slug, slugify(data.name, 200)),
                                   variants=[])
                 session.add(product)
             old_category = product.category.name if product.category else None

@@ -217,6 +217,7 @@ class DiscountValues:
     ends_at: datetime | None
     usage_limit: int | None
     min_subtotal: Decimal | None
+    per_customer_limit: int | None = None
 
 
 def discount_list() -> list[Discount]:

@@ -346,7 +346,7 @@ class Seeder:
         taken_numbers = set(session.scalars(select(Order.number)))
         taken_tokens = set(session.scalars(select(Order.checkout_token)))
         status_counts = dict.fromkeys(OrderStatus.ALL, 0)
-        discounted = 0
+        discounted = uses = 0
         orders, lines = [], []
         for index in range(self.sizes.orders):
             # The first five cover every status, so the admin pages have one of each.
@@ -363,6 +363,8 @@ class Seeder:
             totals = compute_totals([(v["price"], q) for v, q in zip(picked, quantities, strict=True)],
                                     shipping_price, off, rate)
             discounted += use_discount
+            # A cancelled order gave its use of the code back, as checkout's cancel does.
+            uses += use_discount and status != OrderStatus.CANCELLED
             low, high = STATUS_AGE_DAYS[status]
             placed = self._ago(rng, low, high)
             changed = placed if status == OrderStatus.PENDING else min(
@@ -393,11 +395,11 @@ class Seeder:
         self._insert(OrderItem, [{"order_id": order_ids[order["number"]], **line}
                                     for order, order_lines in zip(orders, lines, strict=True)
                                     for line in order_lines])
-        if discounted:
-            # History: the code's use count matches the orders that used it.
+        if uses:
+            # History: the code's use count matches the orders not cancelled that used it.
             discounts = core_table(Discount)
             session.execute(discounts.update().where(discounts.c.id == discount["id"])
-                            .values(times_used=discounted))
+                            .values(times_used=uses))
         self.counts.update(orders=len(orders), discounted_orders=discounted, **status_counts)
         self.progress(len(orders))
 

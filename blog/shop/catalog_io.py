@@ -17,8 +17,14 @@ How an import works, and why:
   A variant is found by its product and label; its SKU, price and stock are overwritten.
   Nothing is ever deleted. Categories are found by name, then by slug, and created on demand.
 - **Counting.** A row that creates a variant counts as created; a row that matches an
-  existing variant counts as updated, whether or not a value changed (so re-importing an
-  export reports every row as updated).
+  existing variant counts as updated only when it changes something (the variant's SKU,
+  price or stock, or the product's fields on the row that sets them), and as unchanged
+  otherwise: re-importing an export changes nothing and says so. Only real changes are
+  written.
+- **Audited.** Every product and variant created or changed is announced, with the
+  before/after of each changed field, by the :data:`catalog_imported` signal sent inside
+  the import's transaction; the admin domain listens and writes the audit trail, which so
+  commits or rolls back with the import. (The shop does not import the admin domain.)
 - **Fast on large files.** Rows are handled in chunks of :data:`CHUNK_SIZE`: the chunk's
   products, variants and categories are looked up with a few ``IN`` queries, then written
   with one bulk (executemany) statement per kind inside one savepoint. Only if the database
@@ -42,6 +48,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TextIO
 
+from blinker import Namespace
+from flask import current_app
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -72,7 +80,6 @@ STOCK_MAX = 2_147_483_647  # a 32-bit INTEGER on PostgreSQL
 
 _TRUE = {"", "true", "yes", "1"}
 _FALSE = {"false", "no", "0"}
-_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
@@ -90,19 +97,40 @@ class RawRow:
     problem: str | None = None
 
 
+_signals = Namespace()
+#: Sent inside the import's transaction when it created or changed anything, as
+#: ``catalog_imported.send(app, changes=[CatalogChange, ...])``.
+catalog_imported = _signals.signal("catalog-imported")
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """One product or variant an import created or changed: ``changes`` is
+    ``{field: [before, after]}`` (before is None for a new one)."""
+
+    entity_type: str  # "product" or "variant"
+    entity_id: str  # the product's slug; the variant's SKU, else "slug/label"
+    action: str  # "create" or "update"
+    changes: dict[str, list[Any]]
+
+
 @dataclass
 class ImportResult:
-    """What an import did: variants created and updated, and the rows skipped, as
-    ``(line number, reason)`` in line order."""
+    """What an import did: variants created, updated and found unchanged, the rows skipped,
+    as ``(line number, reason)`` in line order, and every change made."""
 
     created: int = 0
     updated: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    unchanged: int = 0
+    changes: list[CatalogChange] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        """"3 created, 1 updated, 2 skipped"."""
-        return f"{self.created} created, {self.updated} updated, {len(self.skipped)} skipped"
+        """"3 created, 1 updated, 2 skipped"; "0 created, 1 updated, 4 unchanged, 0 skipped"
+        when some rows changed nothing."""
+        unchanged = f"{self.unchanged} unchanged, " if self.unchanged else ""
+        return f"{self.created} created, {self.updated} updated, {unchanged}{len(self.skipped)} skipped"
 
 
 @dataclass(frozen=True)
@@ -230,11 +258,11 @@ def _check_name(text: str, checked: Mapping[str, Any]) -> str:
 def _check_slug(text: str, checked: Mapping[str, Any]) -> str:
     slug = text.strip()
     if not slug:
-        return slugify(checked["name"], fallback="product")
+        return slugify(checked["name"])
     _at_most(SLUG_MAX, "slug", slug)
-    if not _SLUG.fullmatch(slug):
+    if slugify(slug, max_length=SLUG_MAX) != slug:  # what slugify makes, in any script
         raise _RowError(f"slug {slug!r} must be lower-case letters, digits and single hyphens "
-                        f"(like {slugify(slug, max_length=SLUG_MAX, fallback='product')!r})")
+                        f"(like {slugify(slug, max_length=SLUG_MAX)!r})")
     return slug
 
 
@@ -300,10 +328,19 @@ _COLUMN_CHECKS: dict[str, Callable[[str, Mapping[str, Any]], Any]] = {
 
 
 def _category_slug(name: str) -> str:
-    return slugify(name, max_length=CATEGORY_SLUG_MAX, fallback="category")
+    return slugify(name, max_length=CATEGORY_SLUG_MAX)
 
 
 # --- writing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ProductValues:
+    name: str
+    description: str
+    category_id: int | None
+    category: str | None  # its name
+    active: bool
 
 
 @dataclass
@@ -313,6 +350,10 @@ class _Known:
 
     products: dict[str, int] = field(default_factory=dict)  # slug -> id
     variants: dict[tuple[int, str], int] = field(default_factory=dict)  # (product id, label) -> id
+    #: What the database holds, to write and audit only real changes.
+    product_values: dict[str, _ProductValues] = field(default_factory=dict)  # by slug
+    #: variant id -> (sku, price, stock)
+    variant_values: dict[int, tuple[str | None, Decimal, int]] = field(default_factory=dict)
     categories_by_name: dict[str, int] = field(default_factory=dict)
     categories_by_slug: dict[str, int] = field(default_factory=dict)
     #: Slugs whose product fields this import already set (the first written row wins).
@@ -333,6 +374,8 @@ class _Written:
     defined: set[str] = field(default_factory=set)
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
+    changes: list[CatalogChange] = field(default_factory=list)
 
     def merge_into(self, known: _Known, result: ImportResult) -> None:
         known.products.update(self.products)
@@ -342,6 +385,8 @@ class _Written:
         known.defined |= self.defined
         result.created += self.created
         result.updated += self.updated
+        result.unchanged += self.unchanged
+        result.changes.extend(self.changes)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK_SIZE) -> Iterable[Sequence[Any]]:
@@ -355,15 +400,20 @@ def _preload(session: Session, rows: list[_Row], known: _Known) -> None:
     slugs = sorted({row.slug for row in rows} - known.products.keys())
     new_ids: list[int] = []
     for part in _chunks(slugs):
-        for product_id, slug in session.execute(
-                select(Product.id, Product.slug).where(Product.slug.in_(part))):
+        for product_id, slug, name, description, category_id, active, category in session.execute(
+                select(Product.id, Product.slug, Product.name, Product.description, Product.category_id,
+                       Product.active, Category.name)
+                .outerjoin(Category, Category.id == Product.category_id).where(Product.slug.in_(part))):
             known.products[slug] = product_id
+            known.product_values[slug] = _ProductValues(name, description, category_id, category, active)
             new_ids.append(product_id)
     for part in _chunks(new_ids):
-        for variant_id, product_id, label in session.execute(
-                select(Variant.id, Variant.product_id, Variant.label)
+        for variant_id, product_id, label, sku, price, stock in session.execute(
+                select(Variant.id, Variant.product_id, Variant.label, Variant.sku, Variant.price,
+                       Variant.stock)
                 .where(Variant.product_id.in_(part))):
             known.variants[(product_id, label)] = variant_id
+            known.variant_values[variant_id] = (sku, price, stock)
 
     names = sorted({row.category for row in rows if row.category is not None
                     and known.category_id(row.category) is None})
@@ -436,7 +486,18 @@ def _write(session: Session, rows: list[_Row], known: _Known) -> _Written:
              for row in new_products],
         )
         written.products = {slug: product_id for product_id, slug in created}
-    changed_products = [row for slug, row in defining.items() if slug in known.products]
+        written.changes += [
+            CatalogChange("product", row.slug, "create", {
+                "name": [None, row.name], "description": [None, row.description],
+                "category": [None, row.category], "active": [None, row.active]})
+            for row in new_products]
+    changed_products = []
+    for slug, row in defining.items():
+        if slug in known.products:
+            changes = _product_changes(known.product_values[slug], row, category_id(row.category))
+            if changes:
+                changed_products.append(row)
+                written.changes.append(CatalogChange("product", slug, "update", changes))
     if changed_products:
         session.execute(_UPDATE_PRODUCT, [
             {"b_id": known.products[row.slug], "b_name": row.name,
@@ -445,6 +506,7 @@ def _write(session: Session, rows: list[_Row], known: _Known) -> _Written:
             for row in changed_products
         ])
 
+    changed_slugs = {row.slug for row in changed_products}
     new_variants: list[dict[str, Any]] = []
     changed_variants: list[dict[str, Any]] = []
     for row in rows:
@@ -452,18 +514,44 @@ def _write(session: Session, rows: list[_Row], known: _Known) -> _Written:
         if product_id is None:
             product_id = written.products[row.slug]
         variant_id = known.variants.get((product_id, row.label))
+        name = row.sku or f"{row.slug}/{row.label}"
         if variant_id is None:
             new_variants.append({"product_id": product_id, "label": row.label, "sku": row.sku,
                                  "price": row.price, "stock": row.stock})
-        else:
+            written.changes.append(CatalogChange("variant", name, "create", {
+                "label": [None, row.label], "sku": [None, row.sku], "price": [None, row.price],
+                "stock": [None, row.stock]}))
+            written.created += 1
+            continue
+        before = dict(zip(("sku", "price", "stock"), known.variant_values[variant_id], strict=True))
+        after = {"sku": row.sku, "price": row.price, "stock": row.stock}
+        changes = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
+        if changes:
             changed_variants.append({"b_id": variant_id, "b_sku": row.sku,
                                      "b_price": row.price, "b_stock": row.stock})
+            written.changes.append(CatalogChange("variant", name, "update", changes))
+        # The row that set its product's fields counts as updated if they changed.
+        if changes or (defining.get(row.slug) is row and row.slug in changed_slugs):
+            written.updated += 1
+        else:
+            written.unchanged += 1
     if new_variants:
         session.execute(insert(_variants), new_variants)
     if changed_variants:
         session.execute(_UPDATE_VARIANT, changed_variants)
-    written.created, written.updated = len(new_variants), len(changed_variants)
     return written
+
+
+def _product_changes(before: _ProductValues, row: _Row, category_id: int | None) -> dict[str, list[Any]]:
+    """``{field: [before, after]}`` for the product fields ``row`` changes (the category by name)."""
+    changes: dict[str, list[Any]] = {}
+    for key, old, new in (("name", before.name, row.name), ("active", before.active, row.active),
+                          ("description", before.description, row.description)):
+        if old != new:
+            changes[key] = [old, new]
+    if before.category_id != category_id:
+        changes["category"] = [before.category, row.category]
+    return changes
 
 
 def _refusal(error: IntegrityError, row: _Row) -> str:
@@ -524,6 +612,10 @@ def import_rows(rows: Sequence[RawRow], *,
                 _write_chunk(session, valid, known, result)
             if progress is not None:
                 progress(len(chunk))
+        if result.changes:
+            # Inside the transaction: the audit trail commits or rolls back with the import.
+            catalog_imported.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                  changes=result.changes)
     result.skipped.sort()
     return result
 

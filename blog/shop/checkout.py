@@ -12,6 +12,9 @@ One transaction does everything, or nothing:
    it changed one row. Concurrent checkouts cannot both take the last unit: the database
    re-checks the condition against the committed row. Rows are updated in id order, so two
    checkouts never wait for each other in a circle.
+   If the form carries the total the customer last saw (``seen_total``) and the order now
+   costs something else (a price or a code changed meanwhile), stop here: nothing is charged
+   that the customer has not seen.
 4. Count a discount use the same way (``times_used < usage_limit``).
 5. Insert the order (``flush()`` for its id) and its lines, copying name, label, SKU and
    price, and empty the cart.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -38,7 +41,7 @@ from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.errors import ShopError
 from blog.shop.models import Cart, CartItem, Discount, Order, OrderItem, OrderStatus, ShippingMethod, Variant
-from blog.shop.pricing import ZERO, Totals, compute_totals, parse_rate
+from blog.shop.pricing import ZERO, Totals, compute_totals, format_money, parse_money, parse_rate
 
 #: Order numbers use this alphabet: no 0/O or 1/I/L to misread over the phone.
 ORDER_NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -67,6 +70,17 @@ class CheckoutDetails:
     shipping_method_id: int
     discount_code: str
     checkout_token: str
+    #: The total the checkout page last showed; empty when the form did not carry one.
+    seen_total: str = ""
+
+
+class TotalChanged(ShopError):
+    """The order would cost something other than the total the customer last saw."""
+
+    def __init__(self, totals: Totals) -> None:
+        self.totals = totals
+        super().__init__(f"The total changed to {format_money(totals.total, currency())}; "
+                         "please check it and place the order again.")
 
 
 def new_checkout_token() -> str:
@@ -106,10 +120,32 @@ def find_discount(code: str, session: Session | None = None) -> Discount | None:
                           .execution_options(populate_existing=True))
 
 
-def quote(cart: Cart | None, shipping: ShippingMethod | None) -> Totals:
-    """What the cart would cost now with ``shipping`` (no discount), for the checkout page."""
+def quote(cart: Cart | None, shipping: ShippingMethod | None, discount: Discount | None = None) -> Totals:
+    """What the cart would cost now with ``shipping`` and ``discount``, priced by the same
+    rule as :func:`place_order` (for the checkout page's summary)."""
     lines = [(item.variant.price, item.quantity) for item in (cart.items if cart else [])]
-    return compute_totals(lines, shipping.price if shipping else ZERO, ZERO, tax_rate())
+    return _totals(lines, shipping.price if shipping else ZERO, discount)
+
+
+def _totals(lines: list[tuple[Decimal, int]], shipping_price: Decimal, discount: Discount | None) -> Totals:
+    """The one pricing rule: the page's summary, the review and the order all come from here."""
+    subtotal = sum((price * quantity for price, quantity in lines), ZERO)
+    return compute_totals(lines, shipping_price, discount.amount_off(subtotal) if discount else ZERO,
+                          tax_rate())
+
+
+def review(user: User, cart: Cart | None, shipping_method_id: int | None, discount_code: str) -> Totals:
+    """Price ``user``'s order exactly as :func:`place_order` would now (shipping choice and
+    discount code included) without placing it; writes nothing.
+
+    Raises :class:`ShopError` when the shipping method or the code cannot be used.
+    """
+    session = db.session()
+    shipping = _active_shipping(session, shipping_method_id)
+    lines = [(item.variant.price, item.quantity) for item in (cart.items if cart else [])]
+    subtotal = sum((price * quantity for price, quantity in lines), ZERO)
+    discount = _usable_discount(session, user, discount_code, subtotal)
+    return _totals(lines, shipping.price, discount)
 
 
 def order_for_token(user: User, token: str) -> Order | None:
@@ -145,7 +181,9 @@ def _place_order(user: User, details: CheckoutDetails) -> Order:
         cart, placed = _lock_cart(session, user, details.checkout_token)
         if placed is not None:
             return placed  # the same form submitted again: its order, not a second one
-        priced = _read_and_price(session, cart, details)
+        priced = _read_and_price(session, user, cart, details)
+        if details.seen_total and not _same_amount(details.seen_total, priced.totals.total):
+            raise TotalChanged(priced.totals)  # before anything is written
         _take_stock(session, priced.items)
         if priced.discount is not None:
             _count_discount_use(session, priced.discount)
@@ -162,6 +200,7 @@ class _Priced:
     discount: Discount | None
     lines: list[tuple[Decimal, int]]  # (unit price, quantity)
     subtotal: Decimal
+    totals: Totals
 
 
 def _lock_cart(session: Session, user: User, token: str) -> tuple[Cart | None, Order | None]:
@@ -175,7 +214,7 @@ def _lock_cart(session: Session, user: User, token: str) -> tuple[Cart | None, O
     return cart, placed
 
 
-def _read_and_price(session: Session, cart: Cart | None, details: CheckoutDetails) -> _Priced:
+def _read_and_price(session: Session, user: User, cart: Cart | None, details: CheckoutDetails) -> _Priced:
     """Step 2: read the cart's lines fresh and price them at the variants' current prices,
     with the chosen shipping method and discount code; refuse what cannot be ordered."""
     items = _fresh_items(session, cart) if cart is not None else []
@@ -186,18 +225,30 @@ def _read_and_price(session: Session, cart: Cart | None, details: CheckoutDetail
             raise ShopError(f"{item.variant.display_name} is no longer sold; "
                             "please remove it from your cart.")
 
-    shipping = session.scalar(
-        select(ShippingMethod).where(ShippingMethod.id == details.shipping_method_id,
-                                     ShippingMethod.active.is_(True))
-    )
-    if shipping is None:
-        raise ShopError("Please choose a shipping method.", "shipping_method")
-
+    shipping = _active_shipping(session, details.shipping_method_id)
     lines = [(item.variant.price, item.quantity) for item in items]
     subtotal = sum((price * quantity for price, quantity in lines), ZERO)
-    discount = _usable_discount(session, details.discount_code, subtotal)
+    discount = _usable_discount(session, user, details.discount_code, subtotal)
     return _Priced(cart=cart, items=items, shipping=shipping, discount=discount,
-                   lines=lines, subtotal=subtotal)
+                   lines=lines, subtotal=subtotal, totals=_totals(lines, shipping.price, discount))
+
+
+def _active_shipping(session: Session, method_id: int | None) -> ShippingMethod:
+    """The active shipping method ``method_id``, or ShopError."""
+    shipping = session.scalar(
+        select(ShippingMethod).where(ShippingMethod.id == method_id, ShippingMethod.active.is_(True))
+    ) if method_id is not None else None
+    if shipping is None:
+        raise ShopError("Please choose a shipping method.", "shipping_method")
+    return shipping
+
+
+def _same_amount(seen: str, total: Decimal) -> bool:
+    """Whether ``seen`` (the form's hidden total) is ``total``; a mangled value is not."""
+    try:
+        return parse_money(seen) == total
+    except ValueError:
+        return False
 
 
 def _fresh_items(session: Session, cart: Cart) -> list[CartItem]:
@@ -211,8 +262,12 @@ def _fresh_items(session: Session, cart: Cart) -> list[CartItem]:
     ))
 
 
-def _usable_discount(session: Session, code: str, subtotal: Decimal) -> Discount | None:
-    """The discount ``code`` names (None for no code), if it can be used on ``subtotal``."""
+def _usable_discount(session: Session, user: User, code: str, subtotal: Decimal) -> Discount | None:
+    """The discount ``code`` names (None for no code), if ``user`` can use it on ``subtotal``.
+
+    The per-customer limit counts the member's orders with the code that are not cancelled.
+    Inside checkout the member's cart row is locked first, so two of their checkouts cannot
+    both count the same number of uses."""
     if not code.strip():
         return None
     discount = find_discount(code, session)
@@ -221,15 +276,21 @@ def _usable_discount(session: Session, code: str, subtotal: Decimal) -> Discount
     problem = discount.problem_with(subtotal, currency=currency())
     if problem:
         raise ShopError(problem, "discount_code")
+    if discount.per_customer_limit is not None:
+        used = session.scalar(select(func.count()).select_from(Order).where(
+            Order.user_id == user.id, Order.discount_id == discount.id,
+            Order.status != OrderStatus.CANCELLED))
+        if (used or 0) >= discount.per_customer_limit:
+            times = "once" if discount.per_customer_limit == 1 else f"{discount.per_customer_limit} times"
+            raise ShopError(f"The code {discount.code} can be used {times} per customer, "
+                            "and you have used it already.", "discount_code")
     return discount
 
 
 def _record_order(session: Session, user: User, details: CheckoutDetails, priced: _Priced) -> Order:
     """Step 5: insert the order (flushed, for its id) and its lines, copying each product's
     name, label, SKU and price as sold, then empty the cart."""
-    discount = priced.discount
-    totals = compute_totals(priced.lines, priced.shipping.price,
-                            discount.amount_off(priced.subtotal) if discount else ZERO, tax_rate())
+    discount, totals = priced.discount, priced.totals
     order = Order(
         number=new_order_number(), checkout_token=details.checkout_token, user_id=user.id,
         status=OrderStatus.PENDING,

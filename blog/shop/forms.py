@@ -44,3 +44,5 @@ class CheckoutForm(FlaskForm):
     discount_code = StringField("Discount code", validators=[Optional(), Length(max=40)])
     checkout_token = HiddenField(validators=[
         DataRequired("This checkout form has expired; please try again."), Length(max=64)])
+    #: The total the page showed; placing the order is refused if it no longer costs that.
+    seen_total = HiddenField()

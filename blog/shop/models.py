@@ -213,6 +213,8 @@ class Discount(TimestampMixin, Model):
         CheckConstraint("usage_limit IS NULL OR times_used <= usage_limit", name="within_limit"),
         CheckConstraint("percent IS NULL OR (percent > 0 AND percent <= 100)", name="percent_range"),
         CheckConstraint("amount IS NULL OR amount > 0", name="amount_positive"),
+        CheckConstraint("per_customer_limit IS NULL OR per_customer_limit >= 1",
+                        name="per_customer_limit_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,6 +226,9 @@ class Discount(TimestampMixin, Model):
     ends_at: Mapped[datetime | None]
     usage_limit: Mapped[int | None]
     times_used: Mapped[int] = mapped_column(default=0)
+    #: How many of one member's orders (not cancelled) may use the code; None: no limit.
+    #: Checked at checkout while the member's cart row is locked, so it holds under races.
+    per_customer_limit: Mapped[int | None]
     min_subtotal: Mapped[Decimal | None]
     # One of these per subclass; single-table inheritance leaves the other NULL.
     percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))

@@ -8,7 +8,7 @@ both go through :func:`change_status`::
 
 The move itself is a conditional update (``... WHERE id = :id AND status = :old``), so of
 two requests racing to move the same order only one succeeds, and a cancelled order's stock
-is returned exactly once.
+(and the use of its discount code) is returned exactly once.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from blog.database import affected_rows, utcnow
 from blog.database_session import transaction
 from blog.extensions import db
 from blog.shop.errors import ShopError
-from blog.shop.models import Order, OrderItem, OrderStatus, Variant
+from blog.shop.models import Discount, Order, OrderItem, OrderStatus, Variant
 
 S = OrderStatus
 #: Every allowed move, from each state. Anything not listed is refused.
@@ -62,7 +62,7 @@ def get_order(number: str) -> Order | None:
 
 
 def change_status(order: Order, new: str, *, actor: User | None = None) -> None:
-    """Move ``order`` to state ``new``; cancelling puts its stock back.
+    """Move ``order`` to state ``new``; cancelling puts its stock and its code's use back.
 
     Raises ShopError, changing nothing, when the move is not allowed or another request
     moved the order first.
@@ -78,7 +78,10 @@ def change_status(order: Order, new: str, *, actor: User | None = None) -> None:
         if moved != 1:
             raise ShopError(f"Order {order.number} was changed by someone else; please look again.")
         if new == S.CANCELLED:
+            # Only the request whose conditional update moved the order gets here, so the
+            # stock and the code's use go back exactly once.
             _restock(order)
+            _release_discount_use(order)
         order_status_changed.send(current_app._get_current_object(),  # type: ignore[attr-defined]
                                   order=order, old=old, new=new, actor=actor)
     order.status = new
@@ -96,6 +99,19 @@ def _restock(order: Order) -> None:
             .values(stock=Variant.stock + quantity)
             .execution_options(synchronize_session=False)
         )
+
+
+def _release_discount_use(order: Order) -> None:
+    """Give back the use of a code that a cancelled order counted, so it does not use up
+    the code's limit. ``times_used > 0`` keeps the count from going negative whatever
+    happened to the code since."""
+    if order.discount_id is None:
+        return
+    db.session.execute(
+        update(Discount).where(Discount.id == order.discount_id, Discount.times_used > 0)
+        .values(times_used=Discount.times_used - 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def cancel_own_order(user: User, order: Order) -> None:

@@ -150,22 +150,28 @@ def checkout() -> Response | str:
     methods = checkouts.shipping_methods()
     form = CheckoutForm()
     form.shipping_method.choices = [SelectChoice(m.id, f"{m.name} — {money(m.price)}") for m in methods]
+    user = current_user._get_current_object()
+    exact = False  # whether the summary must price the shipping choice and the code as typed
     if request.method == "GET":
         form.checkout_token.data = checkouts.new_checkout_token()
         if methods:
             form.shipping_method.data = methods[0].id
-    if form.validate_on_submit():
+    elif request.form.get("action") == "review":
+        # A review needs no address yet: only what the price depends on is checked.
+        exact = _valid_for_review(form)
+    elif form.validate_on_submit():
         details = checkouts.CheckoutDetails(
             full_name=form.full_name.data, address_line1=form.address_line1.data,
             address_line2=form.address_line2.data or "", city=form.city.data,
             postal_code=form.postal_code.data, country=form.country.data,
             shipping_method_id=form.shipping_method.data, discount_code=form.discount_code.data or "",
-            checkout_token=form.checkout_token.data,
+            checkout_token=form.checkout_token.data, seen_total=form.seen_total.data or "",
         )
         try:
-            order = checkouts.place_order(current_user._get_current_object(), details)
+            order = checkouts.place_order(user, details)
         except ShopError as error:
             show_error(form, error)
+            exact = True
         else:
             flash(f"Thank you! Your order {order.number} has been placed.", "success")
             return redirect(url_for("shop.order", number=order.number))
@@ -174,9 +180,35 @@ def checkout() -> Response | str:
         flash("Your cart is empty.", "info")
         return redirect(url_for("shop.cart"))
     chosen = next((m for m in methods if m.id == form.shipping_method.data), None)
-    return render_template("shop/checkout.html", form=form, cart=current,
-                           totals=checkouts.quote(current, chosen), shipping=chosen,
+    totals = _checkout_totals(form, current, chosen, exact, show_problems=not form.errors)
+    # The page says what the order costs; placing it is refused if that has changed by then.
+    form.seen_total.data = str(totals.total)
+    return render_template("shop/checkout.html", form=form, cart=current, totals=totals, shipping=chosen,
                            tax_rate=checkouts.tax_rate())
+
+
+def _valid_for_review(form: CheckoutForm) -> bool:
+    """Validate the fields a review depends on (and the CSRF token), leaving the address alone."""
+    fields = [form.shipping_method, form.discount_code]
+    if "csrf_token" in form:
+        fields.append(form["csrf_token"])
+    results = [field.validate(form) for field in fields]  # every field validated, so each shows its errors
+    return all(results)
+
+
+def _checkout_totals(form: CheckoutForm, cart: Any, chosen: Any, exact: bool, *,
+                     show_problems: bool) -> checkouts.Totals:
+    """The summary's totals: on a first visit the cart with the default shipping; after a
+    review or a refused order, exactly what placing it would charge (code included) when
+    that can be worked out, the code left out when it cannot be used."""
+    if exact and chosen is not None and cart is not None and cart.items:
+        try:
+            return checkouts.review(current_user._get_current_object(), cart, chosen.id,
+                                    form.discount_code.data or "")
+        except ShopError as error:
+            if show_problems:
+                show_error(form, error)
+    return checkouts.quote(cart, chosen)
 
 
 @bp.route("/orders")

@@ -3,6 +3,7 @@ shipping and the audit trail."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -412,3 +413,19 @@ def test_dashboard_over_seeded_data_equals_python_sums(app: Flask) -> None:
             revenue[line.product_id] += line.unit_price * line.quantity
     best = sorted(revenue.values(), reverse=True)[:10]
     assert [t.revenue for t in top] == best
+
+
+def test_discount_per_customer_limit_is_set_and_cleared(app: Flask, client: Any, admin: Any) -> None:
+    assert 'name="per_customer_limit"' in client.get("/admin/discounts/new").get_data(as_text=True)
+    assert _discount_form(client, per_customer_limit="1").status_code == 302
+    with app.app_context():
+        discount = db.session.scalar(select(Discount))
+        assert discount.per_customer_limit == 1
+    path = f"/admin/discounts/{discount.id}/edit"
+    assert re.search(r'name="per_customer_limit"[^>]* value="1"', client.get(path).get_data(as_text=True))
+    response = _discount_form(client, path, code="SPRING", per_customer_limit="0")
+    assert response.status_code == 200 and "between 1 and" in text_of(response)
+    assert _discount_form(client, path, code="SPRING", per_customer_limit="").status_code == 302
+    with app.app_context():
+        assert db.session.get(Discount, discount.id).per_customer_limit is None
+    assert events(app, "discount")[-1].changes["per_customer_limit"] == [1, None]

@@ -3,6 +3,7 @@ and delete a post."""
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -78,7 +79,8 @@ def test_slugs_are_unique_and_stable_across_edits(app, make_user, make_post, cli
     third = make_post(alice, "Same title!")
     assert (first.slug, second.slug, third.slug) == ("same-title", "same-title-2", "same-title-3")
     assert make_post(alice, "Ünïcode & Co!").slug == "unicode-co"
-    assert make_post(alice, "???").slug == "post"
+    untitled = make_post(alice, "???").slug  # no letters at all: a fingerprint, never "post"
+    assert untitled != "post" and re.fullmatch(r"[0-9a-f]{10}", untitled)
     auth.login()
     response = client.post("/posts/same-title/edit", data={
         "csrf_token": csrf_token(client, "/posts/same-title/edit"), "title": "A New Title",
@@ -263,3 +265,26 @@ def test_deleting_a_post_removes_its_comments_likes_and_tag_links(app, make_user
     for table in (Post, Comment, likes, post_tags):
         assert count(app, table) == 0
     assert count(app, Tag) == 2  # tags stay for other posts
+
+
+@pytest.mark.parametrize(("title", "slug"), [
+    ("日本語のタイトル", "日本語のタイトル"),
+    ("Καλημέρα κόσμε", "καλημέρα-κόσμε"),
+    ("Привет, мир!", "привет-мир"),
+    ("हिन्दी शीर्षक", "हिन्दी-शीर्षक"),
+    ("Crème brûlée, 2nd edition", "creme-brulee-2nd-edition"),  # Latin titles: ASCII as before
+])
+def test_titles_in_any_script_keep_their_words(app, make_user, make_post, client, title, slug):
+    from urllib.parse import quote
+
+    from flask import url_for
+    post = make_post(make_user("alice"), title, body="In another script.")
+    assert post.slug == slug
+    with app.test_request_context():
+        path = url_for("blog.post", slug=post.slug)
+    assert path == "/posts/" + quote(slug)
+    for url in (path, "/posts/" + slug):
+        response = client.get(url)
+        assert response.status_code == 200 and title in text_of(response)
+    assert path in client.get("/").get_data(as_text=True)
+    assert make_post(make_user("bob"), title).slug == slug + "-2"

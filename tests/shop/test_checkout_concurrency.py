@@ -147,3 +147,44 @@ def test_discount_limited_to_three_uses_is_used_three_times(committed_app: Flask
                                        .where(Order.discount_code == "THREE"))
     assert discounted == 3
     assert _counts(app, variant_id) == (3, 97)
+
+
+def test_one_customer_cannot_exceed_the_per_customer_limit(committed_app: Flask) -> None:
+    """Five tabs of one member each add to the cart and check out with a code allowed once
+    per customer, three rounds at once. The first checkout places the order; every later one
+    finds the code used (the refusal keeps the cart, so the next add makes it non-empty)."""
+    app = committed_app
+    with app.app_context():
+        product = create_product("Zine", [("", "10.00", 100)])
+        product_id, variant_id = product.id, product.variants[0].id
+        shipping_id = create_shipping().id
+        with transaction() as session:
+            session.add(PercentageDiscount(code="ONCE", percent=Decimal(50), per_customer_limit=1))
+    first = _buyer(app, "alice", variant_id)
+    clients = [first] + [app.test_client() for _ in range(4)]
+    for client in clients[1:]:
+        client.set_cookie("session", first.get_cookie("session").value)
+    tokens = [csrf_token(client, "/shop/cart") for client in clients]
+
+    def shopper(index: int) -> list[Any]:
+        client, token = clients[index], tokens[index]
+        responses = []
+        for round_ in range(3):
+            client.post("/shop/cart/add", data={"csrf_token": token, "product_id": product_id, "quantity": 1})
+            responses.append(client.post("/shop/checkout", data={
+                "csrf_token": token, "checkout_token": f"tab{index}-round{round_}",
+                "shipping_method": shipping_id, "discount_code": "once", **ADDRESS}))
+        return responses
+
+    results = run_together([lambda i=i: shopper(i) for i in range(len(clients))])
+
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors
+    responses = [response for result in results for response in result]
+    assert not [r for r in responses if r.status_code >= 500]
+    assert sum(r.status_code == 302 for r in responses) == 1
+    assert any("once per customer" in r.get_data(as_text=True) for r in responses)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)
+                                 .where(Order.discount_code == "ONCE")) == 1
+        assert db.session.scalar(select(Discount.times_used).where(Discount.code == "ONCE")) == 1
