@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from blog.forms import SiteForm
 from blog.posts.services import parse_tags
 
 MAX_TAGS = 10
 
 
-class PostForm(FlaskForm):
+class PostForm(SiteForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Body (Markdown)", validators=[DataRequired(), Length(max=100_000)])
     tags = StringField("Tags", validators=[Length(max=600)])
@@ -26,5 +26,5 @@ class PostForm(FlaskForm):
             raise ValidationError(f"Tags can be at most 50 characters: {too_long[0][:20]}…")
 
 
-class CommentForm(FlaskForm):
+class CommentForm(SiteForm):
     body = TextAreaField("Comment", validators=[DataRequired(), Length(max=5000)])
