@@ -161,7 +161,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount each domain's pages."""
+    """Mount each domain's pages. Ids in URLs are ``<id:...>``: only numbers a table can hold
+    match, so any other is a 404 before a view runs."""
+    from blog.forms import IdConverter
+
+    app.url_map.converters["id"] = IdConverter
     from blog.accounts.views import bp as accounts_bp
     from blog.admin.views import bp as admin_bp
     from blog.health import bp as health_bp

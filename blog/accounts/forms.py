@@ -6,10 +6,11 @@ from collections.abc import Iterable
 
 from flask import current_app
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
 from zxcvbn import zxcvbn  # type: ignore[import-untyped]
+
+from blog.forms import SiteForm
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
@@ -42,7 +43,7 @@ def weak_password_reason(password: str, user_inputs: Iterable[str] = ()) -> str 
     return f"This password is too easy to guess. {advice or _DEFAULT_ADVICE}"
 
 
-def _known_about_user(form: FlaskForm) -> list[str]:
+def _known_about_user(form: SiteForm) -> list[str]:
     """What the form or the logged-in member tells about who is choosing the password."""
     values = [getattr(form, name).data or "" for name in ("username", "email") if hasattr(form, name)]
     if current_user.is_authenticated:
@@ -50,7 +51,7 @@ def _known_about_user(form: FlaskForm) -> list[str]:
     return [value for value in values if isinstance(value, str)]
 
 
-def password_strength(form: FlaskForm, field: PasswordField) -> None:
+def password_strength(form: SiteForm, field: PasswordField) -> None:
     """At least ``PASSWORD_MIN_LENGTH`` characters, and not easy to guess; no upper bound
     (passwords are pre-hashed)."""
     minimum = current_app.config["PASSWORD_MIN_LENGTH"]
@@ -62,7 +63,7 @@ def password_strength(form: FlaskForm, field: PasswordField) -> None:
         raise ValidationError(reason)
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(SiteForm):
     username = StringField("Username", validators=[
         DataRequired(), Length(min=3, max=32),
         Regexp(USERNAME_PATTERN, message="Use letters, digits, '-' and '_' only."),
@@ -74,13 +75,13 @@ class RegisterForm(FlaskForm):
     ])
 
 
-class LoginForm(FlaskForm):
+class LoginForm(SiteForm):
     username = StringField("Username or email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired()])
     remember = BooleanField("Remember me")
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(SiteForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])
     new_password = PasswordField("New password", validators=[DataRequired(), password_strength])
     confirm = PasswordField("Repeat new password", validators=[

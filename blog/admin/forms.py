@@ -7,15 +7,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from werkzeug.datastructures import FileStorage
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
-    DecimalField,
     FieldList,
-    Form,
     FormField,
     HiddenField,
     IntegerField,
@@ -34,14 +31,16 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+from wtforms.widgets import HiddenInput
 
 from blog.admin.products import ProductInput, VariantInput, several_variants, single_variant
 from blog.admin.services import DiscountValues, ShippingValues
 from blog.database import CENT
+from blog.forms import MAX_MONEY, IdField, MoneyField, SiteForm, SiteSubForm
 from blog.shop.models import Discount, OrderStatus, Product
 
 
-class OrderStatusForm(FlaskForm):
+class OrderStatusForm(SiteForm):
     status = SelectField("New status", choices=[SelectChoice(s, s.capitalize()) for s in OrderStatus.ALL],
                          validators=[InputRequired()])
 
@@ -68,21 +67,20 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None else None
 
 
-def _money(label: str, *, required: bool = True, minimum: str = "0") -> DecimalField:
-    return DecimalField(label, places=2, rounding=None, validators=[
+def _money(label: str, *, required: bool = True, minimum: str = "0") -> MoneyField:
+    return MoneyField(label, validators=[
         InputRequired() if required else Optional(),
-        NumberRange(min=Decimal(minimum), max=Decimal("9999999.99")), whole_cents])
+        NumberRange(min=Decimal(minimum), max=MAX_MONEY), whole_cents])
 
 
-class DiscountForm(FlaskForm):
+class DiscountForm(SiteForm):
     code = StringField("Code", validators=[
         DataRequired(), Length(max=40),
         Regexp(r"^[A-Za-z0-9_-]+$", message="Use letters, digits, - and _ only.")])
     kind = RadioField("Kind", choices=[SelectChoice("percentage", "Percentage off"),
                                        SelectChoice("fixed", "Fixed amount off")],
                       default="percentage", validators=[InputRequired()])
-    value = DecimalField("Value (percent, or amount)", places=2, rounding=None, validators=[
-        InputRequired(), NumberRange(min=Decimal("0.01"), max=Decimal("9999999.99")), whole_cents])
+    value = _money("Value (percent, or amount)", minimum="0.01")
     active = BooleanField("Active", default=True)
     starts_at = DateTimeLocalField("Valid from (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     ends_at = DateTimeLocalField("Valid until (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
@@ -123,7 +121,7 @@ class DiscountForm(FlaskForm):
         return ok
 
 
-class ShippingForm(FlaskForm):
+class ShippingForm(SiteForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=80)])
     price = _money("Price")
     active = BooleanField("Active", default=True)
@@ -134,10 +132,10 @@ class ShippingForm(FlaskForm):
                               active=self.active.data)
 
 
-class VariantRowForm(Form):
+class VariantRowForm(SiteSubForm):
     """One variant in the product form (no CSRF of its own: it is part of ProductForm)."""
 
-    id = HiddenField()
+    id = IdField(widget=HiddenInput(), validators=[Optional()])
     label = StringField("Label", validators=[Optional(), Length(max=80)])
     sku = StringField("SKU", validators=[Optional(), Length(max=64)])
     price = _money("Price", required=False)
@@ -155,13 +153,12 @@ class VariantRowForm(Form):
     def variant_input(self) -> VariantInput:
         """The row as a variant; ``id`` names an existing one (only its own product's is
         accepted, by the service)."""
-        ident = self.id.data or ""
-        return VariantInput(int(ident) if ident.isdecimal() else None, self.label.data or "",
+        return VariantInput(self.id.data, self.label.data or "",
                             self.sku.data or "", self.price.data.quantize(CENT), self.stock.data,
                             _count(self.stock_seen.data))
 
 
-class ProductForm(FlaskForm):
+class ProductForm(SiteForm):
     """A product. ``price`` and ``stock`` are its single variant's; a product with several
     variants edits them in the ``variants`` rows instead."""
 
@@ -198,7 +195,7 @@ class ProductForm(FlaskForm):
                 self.stock_seen.data = str(product.variants[0].stock)
             else:
                 for variant in product.variants:
-                    self.variants.append_entry({"id": str(variant.id), "label": variant.label,
+                    self.variants.append_entry({"id": variant.id, "label": variant.label,
                                                 "sku": variant.sku or "", "price": variant.price,
                                                 "stock": variant.stock, "stock_seen": str(variant.stock)})
         for _ in range(self.SPARE_ROWS):

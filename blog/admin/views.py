@@ -19,7 +19,7 @@ from blog.admin import products, reports, services
 from blog.admin.forms import DiscountForm, OrderStatusForm, ProductForm, ShippingForm
 from blog.database_session import paginate
 from blog.extensions import db
-from blog.forms import ButtonForm, show_error
+from blog.forms import ButtonForm, id_arg, show_error
 from blog.posts.models import Comment, Post
 from blog.security import role_required
 from blog.shop import images, orders
@@ -77,7 +77,7 @@ def dashboard() -> str:
 @bp.route("/products")
 def product_list() -> str:
     q, active = _search(), _choice("active", ("yes", "no"))
-    category_id = request.args.get("category", type=int)
+    category_id = id_arg("category")
     stmt = products.product_list(q, category_id, {"yes": True, "no": False}.get(active))
     page = paginate(stmt, PER_PAGE)
     return render_template("admin/products.html", page=page, q=q, categories=products.category_choices(),
@@ -85,7 +85,7 @@ def product_list() -> str:
 
 
 @bp.route("/products/new", methods=["GET", "POST"], defaults={"product_id": None})
-@bp.route("/products/<int:product_id>/edit", methods=["GET", "POST"])
+@bp.route("/products/<id:product_id>/edit", methods=["GET", "POST"])
 def edit_product(product_id: int | None) -> Response | str:
     product = (products.get_product(product_id) or abort(404)) if product_id else None
     form = ProductForm.of(product)
@@ -101,7 +101,7 @@ def edit_product(product_id: int | None) -> Response | str:
                            categories=products.category_names())
 
 
-@bp.route("/products/<int:product_id>/delete", methods=["POST"])
+@bp.route("/products/<id:product_id>/delete", methods=["POST"])
 def retire_product(product_id: int) -> Response:
     product = products.get_product(product_id) or abort(404)
     if products.retire_product(product) == "deleted":
@@ -150,7 +150,7 @@ def user_list() -> str:
     return render_template("admin/users.html", page=page, q=q, form=ButtonForm(formdata=None))
 
 
-@bp.route("/users/<int:user_id>/<action>", methods=["POST"])
+@bp.route("/users/<id:user_id>/<action>", methods=["POST"])
 def user_action(user_id: int, action: str) -> Response:
     member = _get_or_404(User, user_id)
     try:
@@ -176,7 +176,7 @@ def comment_list() -> str:
     return render_template("admin/comments.html", page=page, form=ButtonForm(formdata=None))
 
 
-@bp.route("/comments/<int:comment_id>/delete", methods=["POST"])
+@bp.route("/comments/<id:comment_id>/delete", methods=["POST"])
 def delete_comment(comment_id: int) -> Response:
     services.delete_comment(_get_or_404(Comment, comment_id))
     flash("Comment deleted.", "success")
@@ -189,7 +189,7 @@ def post_list() -> str:
     return render_template("admin/posts.html", page=page, form=ButtonForm(formdata=None))
 
 
-@bp.route("/posts/<int:post_id>/unpublish", methods=["POST"])
+@bp.route("/posts/<id:post_id>/unpublish", methods=["POST"])
 def unpublish_post(post_id: int) -> Response:
     try:
         services.unpublish_post(_get_or_404(Post, post_id))
@@ -209,7 +209,7 @@ def discount_list() -> str:
 
 
 @bp.route("/discounts/new", methods=["GET", "POST"], defaults={"discount_id": None})
-@bp.route("/discounts/<int:discount_id>/edit", methods=["GET", "POST"])
+@bp.route("/discounts/<id:discount_id>/edit", methods=["GET", "POST"])
 def edit_discount(discount_id: int | None) -> Response | str:
     discount = _get_or_404(Discount, discount_id) if discount_id else None
     form = DiscountForm.of(discount)
@@ -230,7 +230,7 @@ def shipping_list() -> str:
 
 
 @bp.route("/shipping/new", methods=["GET", "POST"], defaults={"method_id": None})
-@bp.route("/shipping/<int:method_id>/edit", methods=["GET", "POST"])
+@bp.route("/shipping/<id:method_id>/edit", methods=["GET", "POST"])
 def edit_shipping(method_id: int | None) -> Response | str:
     method = _get_or_404(ShippingMethod, method_id) if method_id else None
     form = ShippingForm(obj=method)

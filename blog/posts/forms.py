@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from blog.forms import SiteForm
 from blog.posts.services import parse_tags
 from blog.text import xml_safe
 
@@ -18,7 +18,7 @@ def _xml_safe(value: object) -> object:
     return xml_safe(value) if isinstance(value, str) else value
 
 
-class PostForm(FlaskForm):
+class PostForm(SiteForm):
     title = StringField("Title", filters=[_xml_safe], validators=[DataRequired(), Length(max=200)])
     body = TextAreaField("Body (Markdown)", filters=[_xml_safe],
                          validators=[DataRequired(), Length(max=100_000)])
@@ -34,5 +34,5 @@ class PostForm(FlaskForm):
             raise ValidationError(f"Tags can be at most 50 characters: {too_long[0][:20]}…")
 
 
-class CommentForm(FlaskForm):
+class CommentForm(SiteForm):
     body = TextAreaField("Comment", filters=[_xml_safe], validators=[DataRequired(), Length(max=5000)])

@@ -154,7 +154,7 @@ def add_comment(slug: str) -> BaseResponse | tuple[str, int]:
     return html, 400
 
 
-@bp.route("/comments/<int:comment_id>/delete", methods=["POST"])
+@bp.route("/comments/<id:comment_id>/delete", methods=["POST"])
 @login_required
 def delete_comment(comment_id: int) -> BaseResponse:
     comment = services.get_comment(comment_id) or abort(404)

@@ -323,7 +323,12 @@ def test_create_and_edit_a_discount(app: Flask, client: Any, admin: Any) -> None
 @pytest.mark.parametrize(("fields", "message"), [
     ({"code": ""}, "This field is required"), ({"code": "no spaces"}, "letters, digits"),
     ({"value": "150"}, "at most 100"), ({"value": "0"}, "between 0.01 and"),
-    ({"value": "1.234"}, "two decimal places"), ({"value": "x"}, "Not a valid decimal"),
+    ({"value": "1.234"}, "two decimal places"), ({"value": "x"}, "an amount such as 12.50"),
+    # Non-finite and oversized amounts are refused before any comparison (sNaN raises on one).
+    ({"value": "NaN"}, "an amount such as 12.50"), ({"value": "sNaN"}, "an amount such as 12.50"),
+    ({"value": "-Infinity"}, "an amount such as 12.50"), ({"value": "1e309"}, "at most 9,999,999.99"),
+    ({"value": "9" * 30}, "at most 9,999,999.99"), ({"min_subtotal": "sNaN"}, "an amount such as 12.50"),
+    ({"min_subtotal": "Infinity"}, "an amount such as 12.50"),
     ({"usage_limit": "0"}, "between 1 and"), ({"min_subtotal": "-1"}, "between 0 and"),
     ({"starts_at": "2026-05-02T10:00", "ends_at": "2026-05-01T10:00"}, "after the start"),
     ({"kind": "bogus"}, "Not a valid choice"),
@@ -369,6 +374,41 @@ def test_shipping_methods(app: Flask, client: Any, admin: Any) -> None:
         assert (method.price, method.active) == (Decimal("13.50"), False)
     assert [e.action for e in events(app, "shipping")] == ["create", "update"]
     assert "$13.50" in text_of(client.get("/admin/shipping"))
+
+
+@pytest.mark.parametrize("price", ["NaN", "sNaN", "Infinity", "-Infinity", "9" * 30, "1e309"])
+def test_shipping_price_refuses_non_finite_and_oversized_amounts(app: Flask, client: Any, admin: Any,
+                                                                 price: str) -> None:
+    response = client.post("/admin/shipping/new", data={
+        "csrf_token": csrf_token(client, "/admin/shipping/new"), "name": "Courier", "price": price})
+    assert response.status_code == 200
+    assert "an amount such as 12.50" in text_of(response) or "at most 9,999,999.99" in text_of(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ShippingMethod)) == 0
+
+
+@pytest.mark.parametrize("ident", [str(2**31), str(2**63), str(2**64), "9" * 30, "0"])
+@pytest.mark.parametrize("path", ["/admin/products/{}/edit", "/admin/discounts/{}/edit",
+                                  "/admin/shipping/{}/edit"])
+def test_ids_past_the_column_range_in_admin_urls_are_404(client: Any, admin: Any, path: str,
+                                                         ident: str) -> None:
+    assert client.get(path.format(ident)).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/admin/products/{}/delete", "/admin/users/{}/deactivate",
+                                  "/admin/comments/{}/delete", "/admin/posts/{}/unpublish"])
+def test_ids_past_the_column_range_in_admin_buttons_are_404(client: Any, admin: Any, path: str) -> None:
+    token = csrf_token(client, "/admin/users")
+    for ident in (str(2**31), str(2**63), str(2**64)):
+        assert client.post(path.format(ident), data={"csrf_token": token}).status_code == 404
+
+
+@pytest.mark.parametrize("category", [str(2**31), str(2**63), "9" * 30, "-1", "x", "\u0661"])
+def test_product_list_ignores_a_category_id_out_of_range(client: Any, admin: Any, make_product: Any,
+                                                         category: str) -> None:
+    make_product("Mug")
+    response = client.get("/admin/products", query_string={"category": category})
+    assert response.status_code == 200 and "Mug" in text_of(response)
 
 
 def test_audit_list_filters_and_paginates(app: Flask, client: Any, admin: Any) -> None:

@@ -158,3 +158,26 @@ def test_single_variant_product_becomes_several(app: Flask, client: Any, admin: 
     after = _product(app)
     assert [(v.id == product.variants[0].id, v.label, v.stock) for v in after.variants] == [
         (True, "A5", 4), (False, "A4", 6)]
+
+
+@pytest.mark.parametrize("field", ["price", "variants-0-price"])
+@pytest.mark.parametrize("amount", ["NaN", "sNaN", "-Infinity", "9" * 30, "1e309"])
+def test_product_prices_refuse_non_finite_and_oversized_amounts(app: Flask, client: Any, admin: Any,
+                                                                field: str, amount: str) -> None:
+    extra = {"variants-0-label": "A4", "variants-0-stock": "3"} if field.startswith("variants") else {}
+    response = _form(client, **{field: amount, **extra})
+    assert response.status_code == 200
+    assert "an amount such as 12.50" in text_of(response) or "at most 9,999,999.99" in text_of(response)
+    assert _product(app) is None
+
+
+@pytest.mark.parametrize("ident", [str(2**31), str(2**63), "9" * 30, "\u0661", "-1"])
+def test_a_variant_row_id_out_of_range_is_a_form_error(app: Flask, client: Any, admin: Any,
+                                                       make_product: Any, ident: str) -> None:
+    product = make_product("Print", [("A4", "10.00", 5), ("A3", "15.00", 5)])
+    path = f"/admin/products/{product.id}/edit"
+    response = _form(client, path, name="Print", price="", stock="", **{
+        "variants-0-id": ident, "variants-0-label": "A4", "variants-0-price": "10.00",
+        "variants-0-stock": "5", "variants-1-id": str(product.variants[1].id),
+        "variants-1-label": "A3", "variants-1-price": "15.00", "variants-1-stock": "5"})
+    assert response.status_code == 200 and "Not a valid id" in text_of(response)

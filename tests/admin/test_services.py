@@ -127,7 +127,7 @@ def test_product_form_maps_filled_rows_and_skips_blank_ones(app: Flask) -> None:
             "variants-0-price": "20", "variants-0-stock": "4",
             "variants-1-id": "", "variants-1-label": "", "variants-1-sku": "",
             "variants-1-price": "", "variants-1-stock": "",
-            "variants-2-id": "²", "variants-2-label": "L", "variants-2-sku": "",
+            "variants-2-id": "", "variants-2-label": "L", "variants-2-sku": "",
             "variants-2-price": "22.5", "variants-2-stock": "0"}
     with app.test_request_context(method="POST", data=data):
         form = ProductForm(meta={"csrf": False})

@@ -113,6 +113,41 @@ def test_edit_form_shows_current_values_and_updates_tags(client, auth, make_user
         assert post.published is False  # unticked on edit: back to draft
 
 
+def test_editing_without_a_tags_field_treats_it_as_empty(client, auth, make_user, make_post, app):
+    """A request need not carry every field; a missing one is an empty one (not the post's
+    Tag list, which the form would otherwise keep as the field's data)."""
+    alice = make_user("alice")
+    make_post(alice, "Tagged", tags="one, two")
+    auth.login()
+    response = client.post("/posts/tagged/edit", data={
+        "csrf_token": csrf_token(client, "/posts/tagged/edit"), "title": "Tagged", "body": "b",
+        "publish": "y"})
+    assert response.status_code == 302
+    with app.app_context():
+        post = db.session.scalar(select(Post).options(selectinload(Post.tags)))
+        assert post.tags == [] and post.body == "b"
+
+
+def test_a_form_missing_every_field_is_a_form_error(client, auth, make_user, make_post, app):
+    alice = make_user("alice")
+    make_post(alice, "Tagged", tags="one, two")
+    auth.login()
+    response = client.post("/posts/tagged/edit",
+                           data={"csrf_token": csrf_token(client, "/posts/tagged/edit")})
+    assert response.status_code == 200 and "This field is required" in response.get_data(as_text=True)
+    with app.app_context():
+        post = db.session.scalar(select(Post).options(selectinload(Post.tags)))
+        assert [t.name for t in post.tags] == ["one", "two"] and post.title == "Tagged"
+
+
+@pytest.mark.parametrize("ident", [str(2**31), str(2**63), str(2**64)])
+def test_comment_ids_past_the_column_range_are_404(client, auth, make_user, ident):
+    make_user("alice")
+    auth.login()
+    response = client.post(f"/comments/{ident}/delete", data={"csrf_token": csrf_token(client, "/")})
+    assert response.status_code == 404
+
+
 def test_published_time_is_kept_when_republished(app, make_user, make_post):
     alice = make_user("alice")
     post = make_post(alice, "Keep time")

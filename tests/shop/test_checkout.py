@@ -139,7 +139,9 @@ def test_fixed_discount_never_exceeds_the_subtotal(app: Flask, shop: Any, buyer:
     ({"full_name": ""}, "full_name"), ({"address_line1": "  "}, "address_line1"),
     ({"city": ""}, "city"), ({"postal_code": "<script>"}, "postal_code"),
     ({"country": "x" * 101}, "country"), ({"shipping_method": "999999"}, "shipping_method"),
-    ({"shipping_method": "abc"}, "shipping_method"), ({"checkout_token": ""}, "checkout_token"),
+    ({"shipping_method": "abc"}, "shipping_method"), ({"shipping_method": str(2**31)}, "shipping_method"),
+    ({"shipping_method": str(2**63)}, "shipping_method"), ({"shipping_method": "9" * 30}, "shipping_method"),
+    ({"checkout_token": ""}, "checkout_token"),
     ({"checkout_token": "x" * 65}, "checkout_token"),
 ])
 def test_checkout_form_validation(app: Flask, client: Any, shop: Any, buyer: Any,
