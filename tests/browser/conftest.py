@@ -159,8 +159,8 @@ def logins(browser: Any, site: Site) -> dict[str, Any]:
         page.goto(site.url + "/auth/login")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", DEMO_PASSWORD)
-        page.click("main button[type=submit]")
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            page.click("main button[type=submit]")
         assert "/auth/login" not in page.url, f"{username} could not log in"
         states[role] = context.storage_state()
         context.close()
