@@ -55,3 +55,12 @@ def test_a_wide_code_block_scrolls_by_keyboard(open_page: Any, site: Site) -> No
     page.keyboard.press("ArrowRight")
     page.keyboard.press("End")
     assert block.evaluate("e => e.scrollLeft") > 0
+
+
+def test_figures_in_admin_tables_are_right_aligned(open_page: Any, site: Site) -> None:
+    page = open_page("admin", 1280).page
+    page.goto(f"{site.url}/admin/orders")
+    cells = page.locator("table.data td.num, table.data th.num")
+    assert cells.count() > 1
+    aligns = cells.evaluate_all("cells => cells.map(c => getComputedStyle(c).textAlign)")
+    assert set(aligns) == {"right"}, aligns
