@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint install install-test db-upgrade clean
+.PHONY: run test browser browser-deps lint install install-test db-upgrade clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,13 +49,24 @@ lint: install-test
 	$(BIN)/mypy
 	$(BIN)/python .ci/pip_audit.py
 
-# Lint, then the suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
-test: lint
+# axe-core (accessibility checks for the browser tests) from the npm registry, pinned in
+# tests/browser/axe.py, into the git-ignored .cache/axe. Chromium itself is Debian's package.
+browser-deps: install-test
+	$(BIN)/python -m tests.browser.axe
+
+# Lint, then the suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set. The
+# browser tests (tests/browser) serve their own SQLite site whatever the database, so the
+# PostgreSQL pass leaves them out rather than run them twice.
+test: lint browser-deps
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL: $$TEST_DATABASE_URL"; \
-		$(BIN)/python -m pytest; \
+		$(BIN)/python -m pytest -m "not browser"; \
 	fi
 
+# Only the real-browser tests: every kind of page at 320, 390 and 1280 px in Chromium.
+browser: browser-deps
+	$(BIN)/python -m pytest tests/browser --no-cov
+
 clean:
-	rm -rf $(VENV) .pytest_cache .coverage htmlcov *.egg-info
+	rm -rf $(VENV) .pytest_cache .coverage htmlcov *.egg-info .cache

@@ -168,6 +168,7 @@ def register_blueprints(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     from blog.accounts.views import bp as accounts_bp
     from blog.admin.views import bp as admin_bp
+    from blog.favicon import bp as favicon_bp
     from blog.health import bp as health_bp
     from blog.posts.views import bp as posts_bp
     from blog.shop.uploads import bp as images_bp
@@ -179,6 +180,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(favicon_bp)
 
 
 def register_listeners(app: Flask) -> None:

@@ -77,3 +77,14 @@ def test_stylesheet_is_local_with_dark_mode(client):
     assert response.status_code == 200
     assert "prefers-color-scheme: dark" in css
     assert "@import" not in css and "url(http" not in css
+
+
+def test_favicon_is_linked_and_served(client) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.mimetype == "image/svg+xml"
+        assert b"<svg" in response.data
+        response.close()

@@ -44,7 +44,20 @@ _text_only = nh3.Cleaner(tags=set(), attributes={})
 
 def render_markdown(source: str) -> str:
     """Render Markdown and sanitize the HTML (no scripts, event handlers or unsafe URLs)."""
-    return _cleaner.clean(_markdown.render(source))
+    return _scrollable(_cleaner.clean(_markdown.render(source)))
+
+
+def _scrollable(body_html: str) -> str:
+    """Let wide code blocks and tables scroll inside their own box, reachable by keyboard.
+
+    A box that scrolls must be focusable, or keyboard users cannot scroll it. Added after
+    sanitizing (the source cannot set these attributes), to the sanitizer's own plain tags.
+    """
+    body_html = body_html.replace("<pre>", '<pre tabindex="0">')
+    body_html = body_html.replace(
+        "<table>", '<div class="scroll" tabindex="0" role="region" aria-label="Table"><table>'
+    )
+    return body_html.replace("</table>", "</table></div>")
 
 
 def excerpt_of(body_html: str, length: int = 280) -> str:
