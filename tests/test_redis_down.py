@@ -15,9 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from sqlalchemy import delete
 
 from blog import create_app
-from blog.extensions import limiter
+from blog.accounts.models import LoginAttempt
+from blog.extensions import db, limiter
 from tests.accounts.conftest import is_logged_in, register
 from tests.conftest import PASSWORD, csrf_token, dispose, make_config
 
@@ -158,4 +160,8 @@ def test_the_site_starts_and_serves_with_redis_already_down(database_url):
         assert response.status_code == 200
         assert response.get_json() == {"status": "ok", "database": "ok", "redis": "down"}
     finally:
+        # This app commits for real: remove the login attempt it recorded.
+        with app.app_context():
+            db.session.execute(delete(LoginAttempt).where(LoginAttempt.account_key == "name:nobody"))
+            db.session.commit()
         dispose(app)
