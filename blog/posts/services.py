@@ -200,7 +200,8 @@ def prepare_post(title: str, body: str, tags: str, publish: bool) -> PostContent
     if not body.strip():
         raise BlogError("Write the post's text.", "body")
     body_html = render_markdown(body)
-    return PostContent(title, body, body_html, excerpt_of(body_html), parse_tags(xml_safe(tags)), publish)
+    tag_names = parse_tags(xml_safe(tags or ""))  # a form without the field gives None
+    return PostContent(title, body, body_html, excerpt_of(body_html), tag_names, publish)
 
 
 def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:

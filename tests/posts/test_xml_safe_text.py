@@ -90,3 +90,11 @@ def test_comments_are_cleaned(app, client, make_user, make_post) -> None:
             post = db.session.scalars(select(Post)).one()
             with pytest.raises(services.BlogError, match="Write a comment"):
                 services.add_comment(post, alice, "\ud800")
+
+
+def test_a_post_form_without_tags_is_still_saved(app, client, make_user) -> None:
+    make_user("alice")
+    as_(client, "alice")
+    response = client.post("/posts/new", data={"csrf_token": csrf_token(client, "/posts/new"),
+                                               "title": "No tags", "body": "Text."})
+    assert response.status_code == 302
