@@ -17,7 +17,7 @@ from typing import Any
 from flask_login import current_user
 from sqlalchemy import insert, inspect
 
-from blog.admin.models import AuditEvent
+from blog.admin.models import ENTITY_ID_MAX, AuditEvent
 from blog.extensions import db
 
 
@@ -77,8 +77,6 @@ def record_order_status(sender: Any, order: Any, old: str, new: str, actor: Any 
     record("order", order.number, "status", {"status": [old, new]}, actor=actor)
 
 
-#: The longest entity id the audit trail stores (``AuditEvent.entity_id``).
-_ENTITY_ID_MAX = 64
 
 
 def record_catalog_import(sender: Any, changes: list[Any], **extra: Any) -> None:
@@ -88,6 +86,6 @@ def record_catalog_import(sender: Any, changes: list[Any], **extra: Any) -> None
     the note says where the change came from."""
     # One executemany for the lot, not an ORM object per row: an import can change thousands.
     db.session.execute(insert(AuditEvent), [
-        _event_values(change.entity_type, change.entity_id[:_ENTITY_ID_MAX], change.action, change.changes,
+        _event_values(change.entity_type, change.entity_id[:ENTITY_ID_MAX], change.action, change.changes,
                       note="CSV import", actor=None)
         for change in changes])

@@ -12,6 +12,10 @@ from blog.accounts.models import User
 from blog.database import utcnow
 from blog.extensions import Model
 
+#: The longest entity id stored: a variant without a SKU is its product's slug (220), a
+#: slash and its label (80).
+ENTITY_ID_MAX = 320
+
 
 class AuditEvent(Model):
     """One change by an admin (or to an order's status), written in the same transaction as
@@ -34,7 +38,7 @@ class AuditEvent(Model):
     entity_type: Mapped[str] = mapped_column(String(40))
     # What names the entity, copied from it: the longest is a variant without SKU,
     # "<product slug (220)>/<label (80)>"; a post's or product's slug is 220, a shipping name 80.
-    entity_id: Mapped[str] = mapped_column(String(320))
+    entity_id: Mapped[str] = mapped_column(String(ENTITY_ID_MAX))
     action: Mapped[str] = mapped_column(String(40))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
