@@ -26,6 +26,7 @@ import flask_migrate
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings
 from sqlalchemy import create_engine, select, text
 
 from blog import create_app
@@ -34,6 +35,11 @@ from blog.accounts.models import ADMIN, User
 from blog.config import normalize_database_url
 from blog.database import StatementCounter, count_statements
 from blog.extensions import db
+
+# Property tests check behaviour, not speed (timing targets live in bench/): Hypothesis's
+# per-example deadline would fail them on a busy CI machine.
+settings.register_profile("inkwell", deadline=None)
+settings.load_profile("inkwell")
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")

@@ -234,6 +234,7 @@ class Fuzzer:
             except Exception as error:  # noqa: BLE001 - the test reports it as a failure
                 self.failures.append(Failure(self.who, method, url, case, repr(error)[:300]))
                 return
+            response.close()  # a file answer (the favicon) holds its file open until closed
             if response.status_code >= 500:
                 self.failures.append(Failure(self.who, method, url, case, str(response.status_code)))
 
@@ -316,6 +317,7 @@ def _fuzz_as(app: Flask, client: FlaskClient, who: str, site: dict[str, Any],
     for endpoint, url in _get_urls(app, site):
         READ.clear()
         response = client.get(url)
+        response.close()  # a file answer (the favicon) holds its file open until closed
         assert response.status_code < 500, (who, url, response.status_code)
         if response.status_code == 200:
             fuzzer.seen.add(endpoint)
