@@ -19,6 +19,7 @@ import html
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,20 @@ def committed_app(database_url: str, config_overrides: dict[str, Any]) -> Iterat
                 if table.name != "roles":
                     connection.execute(table.delete())
     dispose(app)
+
+
+@contextmanager
+def undone(app: Flask) -> Iterator[None]:
+    """Roll back whatever the block writes (a savepoint on the test's connection), so a
+    test can seed the same empty site twice."""
+    with app.app_context():
+        savepoint = db.engines[None].begin_nested()  # the app fixture's Connection
+    try:
+        yield
+    finally:
+        with app.app_context():
+            db.session.remove()
+            savepoint.rollback()
 
 
 @pytest.fixture

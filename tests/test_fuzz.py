@@ -33,7 +33,7 @@ from blog.database_session import transaction
 from blog.extensions import db
 from blog.posts import services as posts
 from blog.shop.models import FixedAmountDiscount
-from tests.conftest import AuthActions, ShopActions, create_product, create_shipping, csrf_token
+from tests.conftest import AuthActions, ShopActions, create_product, create_shipping, csrf_token, undone
 
 Value = str | bytes
 
@@ -205,14 +205,10 @@ def _isolated(app: Flask, client: FlaskClient) -> Iterator[None]:
     """Run one request in a savepoint that is rolled back, and give the client back its
     cookies afterwards: every request sees the same site and the same login."""
     cookies = _snapshot(client)
-    with app.app_context():
-        savepoint = db.engines[None].begin_nested()  # type: ignore[attr-defined]
     try:
-        yield
+        with undone(app):
+            yield
     finally:
-        with app.app_context():
-            db.session.remove()
-            savepoint.rollback()
         client._cookies = cookies
 
 

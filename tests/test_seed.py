@@ -4,8 +4,6 @@ keeps every invariant the site relies on, and is written in bulk."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,6 +35,7 @@ from blog.shop.models import (
     Variant,
 )
 from blog.shop.pricing import ZERO, round_cents, tax_on
+from tests.conftest import undone
 
 SMALL = ["--users", "8", "--posts", "24", "--products", "10", "--orders", "20"]
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,20 +49,6 @@ def config_overrides() -> dict[str, Any]:
 
 def seed(runner: Any, *args: str) -> Any:
     return runner.invoke(args=["seed", *args])
-
-
-@contextmanager
-def undone(app: Flask) -> Iterator[None]:
-    """Roll back whatever the block writes (a savepoint on the test's connection), so a
-    test can seed the same empty site twice."""
-    with app.app_context():
-        savepoint = db.engines[None].begin_nested()  # the app fixture's Connection
-    try:
-        yield
-    finally:
-        with app.app_context():
-            db.session.remove()
-            savepoint.rollback()
 
 
 def count(model: Any) -> int:
