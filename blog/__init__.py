@@ -33,7 +33,7 @@ from blog.config import (
 from blog.database import init_database, start_counting, stop_counting
 from blog.errors import register as register_error_pages
 from blog.extensions import csrf, db, limiter, login_manager, migrate
-from blog.security import reject_nul_bytes, set_security_headers
+from blog.security import SiteRequest, reject_nul_bytes, set_security_headers
 
 request_log = logging.getLogger("inkwell.request")
 
@@ -56,6 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=os.path.join(_REPOSITORY_ROOT, "templates"),
         static_folder=os.path.join(_REPOSITORY_ROOT, "static"),
     )
+    app.request_class = SiteRequest
     load_settings(app, test_config)
     register_logging(app)
     register_request_hooks(app)  # first, so timing and counting wrap every other hook

@@ -91,7 +91,10 @@ class DefaultConfig:
     LOGIN_SESSION_LIFETIME = timedelta(days=14)
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the signed session
-    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    #: The largest request body; above it, a 413 page. Uploaded files are cut at
+    #: UPLOAD_MAX_BYTES while parsing (blog.security.SiteRequest), so a larger photo is a form
+    #: message, not this page; what is left over only costs the bandwidth.
+    MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 
     SITE_NAME = "Inkwell"
     #: Posts per page on the home, tag, profile, feed and search pages.

@@ -8,9 +8,10 @@ import logging
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from blog.extensions import db
+from blog.text import describe_bytes
 
 log = logging.getLogger("inkwell.errors")
 
@@ -79,6 +80,18 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
         # Flask passes routing redirects (308) through before handlers, so only errors land here.
         return render_error(error)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> tuple[str, int, list[tuple[str, str]]]:
+        # The body was not read, so the form cannot be shown again with what was typed; the
+        # browser's Back keeps it, and the limits say what to change.
+        config = app.config
+        limit = describe_bytes(int(config["MAX_CONTENT_LENGTH"]))
+        image = describe_bytes(int(config["UPLOAD_MAX_BYTES"]))
+        return render_error(error, title="Too large", message=(
+            f"What you sent is too large: this site accepts up to {limit} at once, and "
+            f"images of up to {image} each. Go back (your browser keeps what you typed) and "
+            "choose a smaller file."))
 
     @app.errorhandler(InternalServerError)
     def server_error(error: InternalServerError) -> tuple[str, int, list[tuple[str, str]]]:

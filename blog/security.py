@@ -6,10 +6,11 @@ import base64
 import functools
 import hashlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from tempfile import SpooledTemporaryFile
+from typing import IO, Any, TypeVar
 
 import bcrypt
-from flask import abort, current_app, g, request, session
+from flask import Request, abort, current_app, g, request, session
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -97,6 +98,46 @@ def reject_nul_bytes() -> None:
         values.extend(request.form.values())
     if any("\x00" in value for value in values):
         abort(400, description="The request contains a NUL character.")
+
+
+# --- uploads -------------------------------------------------------------------------------
+
+
+class CappedUpload(SpooledTemporaryFile[bytes]):
+    """A file-upload buffer that keeps only the first ``keep`` bytes of what it is given and
+    drops the rest, counting nothing more.
+
+    Werkzeug writes each uploaded file into one of these while it parses the body; whatever
+    the file's size, the server holds no more than ``keep`` bytes of it, in memory below
+    500 KB and on disk above.
+    """
+
+    def __init__(self, keep: int) -> None:
+        super().__init__(max_size=500 * 1024, mode="w+b")
+        self._room = keep
+
+    def write(self, data: Any) -> int:
+        """Keep what still fits; report everything as written, so parsing goes on."""
+        kept = bytes(data[:self._room])
+        self._room -= len(kept)
+        if kept:
+            super().write(kept)
+        return len(data)
+
+
+class SiteRequest(Request):
+    """The request class: uploaded files are cut at ``UPLOAD_MAX_BYTES`` plus one byte.
+
+    That extra byte is all the image check needs to say "larger than 5 MB", so a body up to
+    ``MAX_CONTENT_LENGTH`` (well above one image) is parsed whole: an oversized photo becomes
+    a message beside the field, on the form with everything else the person typed, instead
+    of a 413 page that loses it, and never costs more than the limit in memory or disk.
+    """
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None,
+                         content_length: int | None = None) -> IO[bytes]:
+        return CappedUpload(int(current_app.config["UPLOAD_MAX_BYTES"]) + 1)
 
 
 # --- headers -------------------------------------------------------------------------------

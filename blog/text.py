@@ -49,3 +49,12 @@ def xml_safe(text: str) -> str:
     them on purpose (they come from pasting), and one of them in a post would make the Atom
     feed invalid XML for every subscriber, so they are dropped when the text is saved."""
     return _NOT_XML.sub("", text)
+
+
+def describe_bytes(count: int) -> str:
+    """A size for people: ``5 MB``, ``120 KB``, ``100 bytes`` (powers of 1024, three digits)."""
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):.3g} MB"
+    if count >= 1024:
+        return f"{count / 1024:.3g} KB"
+    return f"{count} bytes"

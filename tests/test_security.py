@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
+from flask import request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -301,7 +303,8 @@ def test_too_large_request_is_a_413_page(client, app, make_user):
     response = client.post("/auth/login", data={
         "csrf_token": csrf_token(client), "username": "alice", "password": "x" * 4096,
     })
-    assert_error_page(response, 413, "What you sent is too large.")
+    assert_error_page(response, 413, "What you sent is too large: this site accepts up to 1 KB "
+                                     "at once, and images of up to 5 MB each.")
     assert not is_logged_in(client)
     # A request under the limit still works.
     assert client.post("/auth/login", data={
@@ -418,3 +421,17 @@ def test_nul_bytes_are_refused_with_a_400_page(client, make_user, app, where):
     assert response.status_code == 400
     assert "could not be understood" in response.get_data(as_text=True)
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_uploaded_files_are_held_no_larger_than_the_image_limit(app) -> None:
+    """However large the file in a body, the request keeps UPLOAD_MAX_BYTES + 1 bytes of it
+    (enough to know it is too big), not the whole of it in memory or on disk."""
+    app.config["UPLOAD_MAX_BYTES"] = 1000
+    body = b"\x00\x01" * 200_000
+    with app.test_request_context("/", method="POST", content_type="multipart/form-data",
+                                  data={"name": "kept", "image": (io.BytesIO(body), "big.jpg")}):
+        upload = request.files["image"]
+        assert request.form["name"] == "kept"
+        assert upload.read() == body[:1001]
+        upload.stream.seek(0, io.SEEK_END)
+        assert upload.stream.tell() == 1001

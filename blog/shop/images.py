@@ -50,6 +50,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from werkzeug.datastructures import FileStorage
 
 from blog.shop.errors import ShopError
+from blog.text import describe_bytes
 
 try:  # LittleCMS ships with Pillow's wheels, but a Pillow built from source may lack it.
     from PIL import ImageCms
@@ -162,7 +163,7 @@ def save_product_image(file: FileStorage | IO[bytes]) -> str:
     # (or holding in memory) all of it.
     data = file.read(limit + 1)
     if len(data) > limit:
-        raise ImageError(f"The image is larger than {_describe_bytes(limit)}.")
+        raise ImageError(f"The image is larger than {describe_bytes(limit)}.")
     image = _decode(data, max_pixels=config["IMAGE_MAX_PIXELS"], longest=config["IMAGE_SIZE"])
     thumbnail = _resize(image, fit(image.size, config["THUMBNAIL_SIZE"]))
 
@@ -197,14 +198,6 @@ def delete_product_image(name: str | None) -> None:
     for filename in (name, thumbnail_name(name)):
         with suppress(FileNotFoundError):
             os.unlink(os.path.join(folder, filename))
-
-
-def _describe_bytes(count: int) -> str:
-    if count >= 1024 * 1024:
-        return f"{count / (1024 * 1024):.3g} MB"
-    if count >= 1024:
-        return f"{count / 1024:.3g} KB"
-    return f"{count} bytes"
 
 
 def _too_many_pixels(max_pixels: int) -> ImageError:

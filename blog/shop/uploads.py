@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from flask import Blueprint, abort, send_from_directory, url_for
+from flask import Blueprint, abort, current_app, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
 from blog.extensions import limiter
 from blog.shop.images import image_size, is_served_name, is_stored_name, thumbnail_name, upload_folder
+from blog.text import describe_bytes
 
 bp = Blueprint("images", __name__)
 
@@ -27,6 +28,12 @@ class StoredImage(NamedTuple):
     url: str
     width: int
     height: int
+
+
+@bp.app_template_global()
+def upload_limit() -> str:
+    """``{{ upload_limit() }}``: the largest image accepted, for people ("5 MB")."""
+    return describe_bytes(int(current_app.config["UPLOAD_MAX_BYTES"]))
 
 
 @bp.app_template_global()

@@ -14,6 +14,8 @@ import pytest
 from flask import Flask
 from PIL import Image
 from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import stream_encode_multipart
 
 from blog.admin import services
 from blog.admin.forms import ProductForm
@@ -220,6 +222,31 @@ def test_image_files_follow_the_product(app: Flask, client: Any, admin: Any, upl
     client.post(path.replace("/edit", "/delete"),
                 data={"csrf_token": csrf_token(client, "/admin/products")})
     assert image_of(app) is None and stored(uploads) == set()
+
+
+def test_too_large_image_is_a_message_on_the_form_with_what_was_typed(
+        app: Flask, client: Any, admin: Any, uploads: Path) -> None:
+    """A 20 MB phone photo with the default limits: the form comes back with the limit beside
+    the field and every other value kept (not a 413 page that loses them), nothing saved."""
+    path = "/admin/products/new"
+    data = {"csrf_token": csrf_token(client, path), "name": "Harbour at dusk",
+            "description": "Giclée print, signed.", "category": "", "active": "y",
+            "price": "42.50", "stock": "7", "reason": "",
+            "image": FileStorage(io.BytesIO(b"\xff" * (20 * 1024 * 1024)), "IMG_0001.jpg",
+                                 content_type="image/jpeg")}
+    # Encoded in memory: the test client's own temporary file would never be closed.
+    stream, length, boundary = stream_encode_multipart(data, use_tempfile=False)
+    response = client.post(path, input_stream=stream, content_length=length,
+                           content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "The image is larger than 5 MB." in page
+    assert 'value="Harbour at dusk"' in page and "Giclée print, signed." in page
+    assert 'value="42.50"' in page and 'value="7"' in page
+    assert "Up to 5 MB." in page  # the limit is said before choosing, too
+    with app.app_context():
+        assert db.session.scalar(select(Product.id)) is None
+    assert stored(uploads) == set()
 
 
 # --- page size and the list macro ---------------------------------------------------------------
