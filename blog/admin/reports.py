@@ -76,6 +76,20 @@ def revenue_per_day(days: int = 30, today: date | None = None) -> list[DayRevenu
     return result
 
 
+def value_scale(peak: Decimal, steps: int = 4) -> list[Decimal]:
+    """The values of a chart's gridlines when its tallest bar is ``peak``: zero and ``steps``
+    equal steps of a round size (1, 2, 2.5 or 5 times a power of ten; at least 1), the last
+    at or above ``peak``, so a bar's height can be read off the scale."""
+    wanted = max(peak, ZERO) / steps
+    step = Decimal(1)
+    if wanted > 1:
+        power = Decimal(10) ** wanted.adjusted()
+        step = next(power * factor for factor in (Decimal(1), Decimal(2), Decimal("2.5"),
+                                                  Decimal(5), Decimal(10))
+                    if power * factor >= wanted)
+    return [step * index for index in range(steps + 1)]
+
+
 def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 

@@ -24,6 +24,7 @@ from blog.posts.models import Comment, Post
 from blog.security import role_required
 from blog.shop import images, orders
 from blog.shop.models import Discount, OrderStatus, ShippingMethod
+from blog.shop.pricing import ZERO
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -64,7 +65,8 @@ def _choice(name: str, allowed: Collection[str]) -> str:
 def dashboard() -> str:
     days = reports.revenue_per_day(30)
     return render_template(
-        "admin/dashboard.html", days=days, peak=max((d.revenue for d in days), default=0),
+        "admin/dashboard.html", days=days,
+        scale=reports.value_scale(max((d.revenue for d in days), default=ZERO)),
         by_status=reports.orders_by_status(), top=reports.top_products(10),
         low_stock=reports.low_stock(10), members=reports.newest_members(5),
         comments=reports.newest_comments(5),
@@ -137,7 +139,11 @@ def order(number: str) -> Response | str:
         return redirect(url_for("admin.order", number=item.number))
     if request.method == "POST":
         flash("That move is not allowed for this order.", "error")
-    return render_template("admin/order.html", order=item, form=form)
+    # Cancelling (restock, the customer told) has its own button that asks first; the
+    # select offers the moves forward.
+    can_cancel = OrderStatus.CANCELLED in orders.TRANSITIONS[item.status]
+    form.status.choices = [c for c in form.status.choices if c.value != OrderStatus.CANCELLED]
+    return render_template("admin/order.html", order=item, form=form, can_cancel=can_cancel)
 
 
 # --- members ---------------------------------------------------------------------------------

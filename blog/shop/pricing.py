@@ -61,13 +61,19 @@ def parse_rate(value: object) -> Decimal:
     return rate
 
 
-def format_money(amount: Decimal | None, currency: str = "USD") -> str:
-    """"$1,234.50"; a negative amount as "-$5.00"; a currency without a symbol as "PLN 5.00"."""
+def format_money(amount: Decimal | None, currency: str = "USD", *, cents: bool = True) -> str:
+    """"$1,234.50"; a negative amount as "-$5.00"; a currency without a symbol as "PLN 5.00".
+
+    ``cents=False`` leaves ".00" off a whole amount ("$1,200", for a chart's scale).
+    """
     if amount is None:
         return ""
     symbol = CURRENCY_SYMBOLS.get(currency.upper(), currency.upper() + " ")
     sign = "-" if amount < 0 else ""
-    return f"{sign}{symbol}{abs(amount).quantize(CENT):,.2f}"
+    amount = abs(amount).quantize(CENT)
+    if not cents and amount == amount.to_integral_value():
+        return f"{sign}{symbol}{amount:,.0f}"
+    return f"{sign}{symbol}{amount:,.2f}"
 
 
 def tax_on(taxable: Decimal, rate: Decimal) -> Decimal:

@@ -27,9 +27,10 @@ bp = Blueprint("shop", __name__, url_prefix="/shop")
 
 
 @bp.app_template_filter("money")
-def money(amount: Decimal | None) -> str:
-    """``{{ product.price|money }}`` -> "$1,234.50" in the shop's currency."""
-    return format_money(amount, current_app.config["SHOP_CURRENCY"])
+def money(amount: Decimal | None, cents: bool = True) -> str:
+    """``{{ product.price|money }}`` -> "$1,234.50" in the shop's currency;
+    ``{{ tick|money(cents=false) }}`` -> "$1,200"."""
+    return format_money(amount, current_app.config["SHOP_CURRENCY"], cents=cents)
 
 
 @bp.app_template_global()

@@ -86,6 +86,22 @@ def _move(client: Any, number: str, status: str) -> Any:
         "csrf_token": csrf_token(client, f"/admin/orders/{number}"), "status": status})
 
 
+def test_cancelling_an_order_in_the_admin_asks_first(app: Flask, client: Any, placed: Any) -> None:
+    """The status select only moves an order forward; cancelling is its own button inside a
+    confirmation, whose form carries status=cancelled."""
+    number = placed["number"]
+    page = text_of(client.get(f"/admin/orders/{number}"))
+    select = page.split('<select', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r'<option[^>]*value="(\w+)"', select) == ["paid"]
+    confirmation = page.split('<details class="confirm">', 1)[1].split("</details>", 1)[0]
+    assert "Cancel order " + number + "? Its items go back into stock" in confirmation
+    assert '<input type="hidden" name="status" value="cancelled">' in confirmation
+    assert "Yes, cancel the order" in confirmation
+    assert _move(client, number, "cancelled").status_code == 302
+    page = text_of(client.get(f"/admin/orders/{number}"))
+    assert "A cancelled order cannot change any more." in page and "<details" not in page
+
+
 def test_admin_moves_an_order_and_it_is_audited(app: Flask, client: Any, placed: Any) -> None:
     number = placed["number"]
     for status in ("paid", "shipped", "delivered"):
@@ -201,6 +217,41 @@ def test_dashboard_page_and_its_statement_count(app: Flask, client: Any, auth: A
     auth.logout()
     auth.login("root")
     assert page_statements(client, "/admin/").count == first == 7  # user + six aggregates
+
+
+@pytest.mark.parametrize(("peak", "scale"), [
+    ("0", ["0", "1", "2", "3", "4"]),
+    ("3.50", ["0", "1", "2", "3", "4"]),
+    ("21.00", ["0", "10", "20", "30", "40"]),
+    ("34.00", ["0", "10", "20", "30", "40"]),
+    ("95.10", ["0", "25", "50", "75", "100"]),
+    ("100.00", ["0", "25", "50", "75", "100"]),
+    ("12345.67", ["0", "5000", "10000", "15000", "20000"]),
+])
+def test_chart_scale_is_round_and_reaches_the_peak(peak: str, scale: list[str]) -> None:
+    assert reports.value_scale(Decimal(peak)) == [Decimal(value) for value in scale]
+
+
+def test_dashboard_chart_has_a_value_scale(app: Flask, client: Any, auth: Any, shop: Any,
+                                           placed: Any, make_product: Any) -> None:
+    """The bars are drawn against labelled gridlines: the only day with revenue (today,
+    the placed order's 21.00; the pen order is cancelled) reaches 21/40 of a $0–$40 scale."""
+    pen = make_product("Pen", [("", "8.00", 10)])
+    auth.logout()
+    auth.login("alice")
+    shop.add(pen, 1)
+    assert shop.checkout(placed["post"]).status_code == 302
+    _age_orders(app, [0, 0], ["paid", "cancelled"])
+    auth.logout()
+    auth.login("root")
+    page = text_of(client.get("/admin/"))
+    chart = page.split("<svg", 1)[1].split("</svg>", 1)[0]
+    labels = re.findall(r'text-anchor="end" class="axis">([^<]+)<', chart)
+    assert labels == ["$0", "$10", "$20", "$30", "$40"]
+    assert "on a scale from $0 to $40" in chart
+    heights = [float(h) for h in re.findall(r'<rect class="bar"[^>]* height="([\d.]+)"', chart)]
+    assert heights[-1] == pytest.approx(200 * 21 / 40, abs=0.1)
+    assert heights[:-1] == [0.0] * 29
 
 
 def test_low_stock_and_newest_on_dashboard(client: Any, admin: Any, make_product: Any) -> None:
