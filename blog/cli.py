@@ -16,6 +16,7 @@ from blog import seed as seeding
 from blog.accounts import services as accounts
 from blog.accounts.forms import RegisterForm
 from blog.accounts.models import ADMIN
+from blog.posts import services as posts
 from blog.shop import catalog_io
 
 #: Files with more data rows than this get a progress bar while importing.
@@ -146,9 +147,22 @@ def seed_command(users: int, posts: int, products: int, orders: int, seed: int |
         click.echo(line)
 
 
+@click.command("rerender-posts")
+@with_appcontext
+def rerender_posts_command() -> None:
+    """Render every post's Markdown again with this version's renderer.
+
+    Run it once after an upgrade whose notes say the rendering changed; it is safe to run
+    at any time, and while the site serves.
+    """
+    changed = posts.rerender_posts()
+    click.echo(f"Re-rendered {changed} post{'' if changed == 1 else 's'} whose HTML changed.")
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
     app.cli.add_command(import_products)
     app.cli.add_command(export_products)
     app.cli.add_command(seed_command)
+    app.cli.add_command(rerender_posts_command)

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Select, Table, and_, delete, exists, false, func, insert, or_, select
+from sqlalchemy import Select, Table, and_, delete, exists, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 from sqlalchemy.orm.exc import StaleDataError
@@ -217,6 +217,38 @@ def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
     post.published = content.publish
     # Always an UPDATE of the row, so its version moves even when only the tags changed.
     post.updated_at = utcnow()
+
+
+def rerender_posts(batch_size: int = 200) -> int:
+    """Render every post's Markdown again with the current renderer; return how many posts'
+    HTML changed.
+
+    For an upgrade that changes the rendering (code blocks and tables in their own scroll
+    box, say): posts saved before keep their old HTML until then. Each batch is rendered
+    outside any transaction and written in a short one. A post edited meanwhile (its version
+    moved) is left alone: that save rendered it with the current code already. The post's
+    ``updated_at`` and ``version`` stay as they were, since its content did not change.
+    """
+    changed, after = 0, 0
+    while True:
+        rows = db.session.execute(
+            select(Post.id, Post.version, Post.body, Post.body_html, Post.excerpt)
+            .where(Post.id > after).order_by(Post.id).limit(batch_size)).all()
+        db.session.rollback()  # end the read before rendering: no lock held meanwhile
+        if not rows:
+            return changed
+        after = rows[-1].id
+        rendered = [(row, render_markdown(row.body)) for row in rows]
+        stale = [(row, html, excerpt_of(html)) for row, html in rendered
+                 if html != row.body_html or excerpt_of(html) != row.excerpt]
+        if not stale:
+            continue
+        with transaction() as session:
+            for row, html, excerpt in stale:
+                changed += affected_rows(session.execute(
+                    update(Post).where(Post.id == row.id, Post.version == row.version)
+                    .values(body_html=html, excerpt=excerpt, updated_at=Post.updated_at)
+                    .execution_options(synchronize_session=False)))
 
 
 def create_post(author: User, title: str, body: str, tags: str, publish: bool) -> Post:

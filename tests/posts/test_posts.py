@@ -7,13 +7,14 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from blog.accounts.models import User
 from blog.extensions import db
 from blog.posts import services
 from blog.posts.models import Comment, Post, Tag, likes
+from blog.posts.rendering import render_markdown
 from tests.conftest import AuthActions, csrf_token, text_of
 from tests.posts.conftest import as_, count
 
@@ -323,3 +324,30 @@ def test_titles_in_any_script_keep_their_words(app, make_user, make_post, client
         assert response.status_code == 200 and title in text_of(response)
     assert path in client.get("/").get_data(as_text=True)
     assert make_post(make_user("bob"), title).slug == slug + "-2"
+
+
+def test_rerender_posts_brings_old_html_up_to_the_current_renderer(app, runner, make_user, make_post):
+    """A post saved by an older version (here: a code block without its scroll box) gets the
+    current HTML from `flask rerender-posts`; its version and updated_at stay; a second run
+    finds nothing to do."""
+    alice = make_user("alice")
+    old = make_post(alice, "Old", "```\nwide code\n```")
+    current = make_post(alice, "Current", "Plain *text*.")
+    with app.app_context():
+        db.session.execute(update(Post).where(Post.id == old.id).values(
+            body_html="<pre><code>wide code\n</code></pre>", excerpt="stale",
+            updated_at=Post.updated_at))
+        db.session.commit()
+        before = db.session.execute(select(Post.version, Post.updated_at).where(Post.id == old.id)).one()
+        current_html = db.session.scalar(select(Post.body_html).where(Post.id == current.id))
+
+    result = runner.invoke(args=["rerender-posts"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Re-rendered 1 post whose HTML changed."
+    with app.app_context():
+        post = db.session.get(Post, old.id)
+        assert post.body_html == render_markdown(post.body)
+        assert '<pre tabindex="0">' in post.body_html and post.excerpt == "wide code"
+        assert (post.version, post.updated_at) == tuple(before)
+        assert db.session.scalar(select(Post.body_html).where(Post.id == current.id)) == current_html
+    assert runner.invoke(args=["rerender-posts"]).output.strip() == "Re-rendered 0 posts whose HTML changed."
