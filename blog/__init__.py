@@ -22,6 +22,7 @@ from flask_login import user_logged_in
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from blog import jobs, urls
 from blog.config import (
     WEAK_SECRETS,
     DefaultConfig,
@@ -98,6 +99,10 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     config.setdefault("REMEMBER_COOKIE_SECURE", config["SESSION_COOKIE_SECURE"])
     _check_secret_key(app)
     _check_shop_settings(app)
+    problem = urls.check_site_url(app)
+    if problem:
+        raise ConfigurationError(problem)
+    app.config["SITE_URL"] = app.config["SITE_URL"].rstrip("/")
 
 
 def _check_secret_key(app: Flask) -> None:
@@ -159,6 +164,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     login_manager.user_loader(load_user_for_token)
+    jobs.init_app(app)
+    # Every module with jobs is imported here, so a worker knows each job it may be handed.
+    import blog.mail.delivery  # noqa: F401
+    urls.register(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -197,12 +206,15 @@ def register_listeners(app: Flask) -> None:
     from blog.admin.audit import record_catalog_import, record_order_status
     from blog.shop.cart import create_member_cart
     from blog.shop.catalog_io import catalog_imported
+    from blog.shop.emails import order_status_changed as mail_order_status
     from blog.shop.orders import order_status_changed
     from blog.shop.views import merge_cart_on_login
 
+    jobs.register_listeners()  # jobs asked for in a transaction are enqueued when it commits
     user_registered.connect(create_member_cart, sender=app)  # a new member gets a cart
     user_logged_in.connect(merge_cart_on_login, sender=app)  # a visitor's cart joins theirs
     order_status_changed.connect(record_order_status, sender=app)  # every move is audited
+    order_status_changed.connect(mail_order_status, sender=app)  # the customer hears of it
     catalog_imported.connect(record_catalog_import, sender=app)  # so is every CSV import's change
 
 

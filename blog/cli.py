@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sys
 import time
@@ -12,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from werkzeug.datastructures import MultiDict
 
+from blog import jobs
 from blog import seed as seeding
 from blog.accounts import services as accounts
 from blog.accounts.forms import RegisterForm
@@ -159,6 +161,28 @@ def rerender_posts_command() -> None:
     click.echo(f"Re-rendered {changed} post{'' if changed == 1 else 's'} whose HTML changed.")
 
 
+@click.command("worker")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Threads running jobs (default: JOBS_WORKERS).")
+@with_appcontext
+def worker_command(workers: int | None) -> None:
+    """Run the background jobs: mail delivery and the periodic tasks (the outbox sweep).
+
+    Run one beside the web server (`make run` does); in production, a second service
+    (deploy/inkwell-worker.service). Ctrl-C or SIGTERM finishes the running jobs and stops.
+    """
+    if jobs.huey.immediate:
+        raise click.ClickException("JOBS_IMMEDIATE is on: every job runs where it is asked "
+                                   "for, so there is nothing for a worker to do.")
+    logging.basicConfig(level=current_app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    count = workers or int(current_app.config["JOBS_WORKERS"])
+    click.echo(f"Worker: {count} thread(s), jobs in {jobs.storage_name()}.")
+    consumer = jobs.huey.create_consumer(workers=count, worker_type="thread", periodic=True,
+                                         check_worker_health=True)
+    consumer.run()
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
@@ -166,3 +190,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(export_products)
     app.cli.add_command(seed_command)
     app.cli.add_command(rerender_posts_command)
+    app.cli.add_command(worker_command)

@@ -2,8 +2,8 @@
 
 Every setting below can be overridden in ``instance/config.py`` or as an environment variable
 ``FLASK_<NAME>`` (values are parsed as JSON where possible, so ``FLASK_BCRYPT_ROUNDS=10`` is an int).
-A few well-known deployment variables are read without the prefix: ``DATABASE_URL``, ``SECRET_KEY``
-and ``REDIS_URL``.
+A few well-known deployment variables are read without the prefix: ``DATABASE_URL``, ``SECRET_KEY``,
+``REDIS_URL`` and ``SITE_URL``.
 """
 
 from __future__ import annotations
@@ -97,6 +97,44 @@ class DefaultConfig:
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 
     SITE_NAME = "Inkwell"
+    #: The site's public address: every link in an email or feed starts with it (never with
+    #: the Host header a request carries). Set it in production: https://example.com.
+    SITE_URL = "http://127.0.0.1:5000"
+
+    # Mail (blog/mail): every message is an outbox row first, delivered by `flask worker`.
+    #: SMTP server; None writes each message as an .eml file into MAIL_OUTBOX_FOLDER instead.
+    MAIL_SERVER: str | None = None
+    MAIL_PORT = 25
+    #: STARTTLS after connecting (usually port 587).
+    MAIL_USE_TLS = False
+    #: TLS from the first byte (usually port 465).
+    MAIL_USE_SSL = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    #: "Name <address>"; None: "<SITE_NAME> <noreply@<SITE_URL's host>>".
+    MAIL_DEFAULT_SENDER: str | None = None
+    #: Seconds to wait for the SMTP server to connect or answer.
+    MAIL_TIMEOUT = 30
+    #: Tries before a message that keeps failing temporarily is marked failed.
+    MAIL_MAX_ATTEMPTS = 8
+    #: Seconds before the first retry; doubled after each failure, up to MAIL_RETRY_MAX_DELAY.
+    MAIL_RETRY_DELAY = 60
+    MAIL_RETRY_MAX_DELAY = 3600
+    #: A message claimed by a worker this many seconds ago and not finished (the worker was
+    #: killed mid-send) goes back to the queue.
+    MAIL_CLAIM_TIMEOUT = 600
+    #: Seconds a due message may wait for its job before the periodic sweep enqueues it again.
+    MAIL_SWEEP_AFTER = 120
+    #: Folder of the .eml files when MAIL_SERVER is unset; None means <instance>/outbox.
+    MAIL_OUTBOX_FOLDER: str | None = None
+
+    # Jobs (blog/jobs.py): Huey; Redis when REDIS_URL is set, else this SQLite file.
+    #: None means <instance>/jobs.sqlite3.
+    JOBS_DATABASE: str | None = None
+    #: Run every job inline where it is enqueued, with no worker (the tests' setting).
+    JOBS_IMMEDIATE = False
+    #: Threads of `flask worker` (each delivers one message at a time).
+    JOBS_WORKERS = 2
     #: Posts per page on the home, tag, profile, feed and search pages.
     POSTS_PER_PAGE = 10
 
@@ -113,6 +151,10 @@ class DefaultConfig:
     SHOP_MAX_LINE_QUANTITY = 20
     #: At or below this many, a product page says "Only N left".
     SHOP_LOW_STOCK = 3
+    #: How to pay, in the order confirmation email and on the order page (the manual
+    #: provider: bank transfer or on delivery).
+    PAYMENT_INSTRUCTIONS = ("Pay by bank transfer, quoting your order number, or on delivery. "
+                            "We will write to you when your payment arrives and when your order ships.")
 
     # Product images (blog/shop/images.py): checked, re-encoded as WebP and served by the app
     # (blog/shop/uploads.py).
@@ -170,7 +212,7 @@ def redis_options(config: dict[str, Any]) -> dict[str, Any]:
 
 def read_environment(config: dict[str, Any]) -> None:
     """Copy the unprefixed deployment variables into ``config`` when they are set."""
-    for name in ("DATABASE_URL", "SECRET_KEY", "REDIS_URL"):
+    for name in ("DATABASE_URL", "SECRET_KEY", "REDIS_URL", "SITE_URL"):
         value = os.environ.get(name)
         if value:
             config[name] = value

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+from typing import Any
 
 import redis
 from flask import Blueprint, Flask, current_app, jsonify
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
+from blog import jobs
 from blog.config import redis_options
+from blog.database import utcnow
 from blog.extensions import db, limiter
+from blog.mail.models import EmailMessage, EmailStatus
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("inkwell.health")
@@ -47,6 +52,25 @@ def redis_state() -> str | None:
     return "ok"
 
 
+def queue_state() -> dict[str, Any]:
+    """The jobs and the outbox: jobs waiting in the queue, messages waiting to go (and how
+    long the oldest has waited), and messages given up on. A growing ``oldest_seconds``
+    means no worker is running."""
+    state: dict[str, Any] = {"storage": jobs.storage_name()}
+    try:
+        state["pending"] = jobs.huey.pending_count()
+    except (redis.RedisError, OSError, sqlite3.Error) as error:  # Redis or the file unreachable
+        log.warning("health check: job queue unreadable (%s)", type(error).__name__)
+        state["pending"] = None
+    waiting = (EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING)))
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(EmailMessage.created_at)).where(waiting)).one()
+    failed = db.session.scalar(select(func.count()).where(EmailMessage.status == EmailStatus.FAILED))
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else 0
+    state["mail"] = {"waiting": count, "oldest_seconds": round(age), "failed": failed}
+    return state
+
+
 @bp.route("/healthz")
 @limiter.exempt
 def healthz() -> tuple[Response, int]:
@@ -57,11 +81,13 @@ def healthz() -> tuple[Response, int]:
 
     With ``REDIS_URL`` set, ``"redis"`` says ``"ok"`` or ``"down"``; a Redis that is down
     still answers 200, since the site keeps serving without it (rate limits count in memory).
+    ``"jobs"`` describes the queue and the outbox (:func:`queue_state`).
     """
     redis_seen = redis_state()
-    extra = {} if redis_seen is None else {"redis": redis_seen}
+    extra: dict[str, Any] = {} if redis_seen is None else {"redis": redis_seen}
     try:
         db.session.execute(text("SELECT version_num FROM alembic_version"))
+        extra["jobs"] = queue_state()
     except (SQLAlchemyError, OSError):
         log.exception("health check: database unreachable")
         db.session.rollback()

@@ -15,9 +15,12 @@ top of ``blog/`` (config, database, security, cli, seed ...) sit next to it.
 
 from __future__ import annotations
 
+import atexit
 import html
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +48,9 @@ settings.load_profile("inkwell")
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 PASSWORD = "correct horse battery"
+#: Files of apps made without a test's own folder (mail, job queue), removed at exit.
+_SCRATCH = tempfile.mkdtemp(prefix="inkwell-tests-")
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
 # The app's sessions join the test's outer transaction with savepoints, so a rollback inside
 # the app (a failed service) undoes only its own work. Only matters when bound to a Connection.
@@ -63,6 +69,12 @@ def make_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": "memory://",
         "SQLITE_BUSY_TIMEOUT_MS": 20000,
+        # Jobs (mail delivery) run inline, where the commit enqueues them; the tests of the
+        # worker itself start a real `flask worker` process.
+        "JOBS_IMMEDIATE": True,
+        # Never the repository's instance/ folder; the app fixtures give each test its own.
+        "MAIL_OUTBOX_FOLDER": os.path.join(_SCRATCH, "outbox"),
+        "JOBS_DATABASE": os.path.join(_SCRATCH, "jobs.sqlite3"),
     }
     config.update(overrides)
     return config
@@ -115,9 +127,15 @@ def config_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(database_url: str, config_overrides: dict[str, Any]) -> Iterator[Flask]:
+def outbox(tmp_path: Path) -> Path:
+    """The folder the test app writes its emails to as .eml files (no MAIL_SERVER)."""
+    return tmp_path / "outbox"
+
+
+@pytest.fixture
+def app(database_url: str, config_overrides: dict[str, Any], outbox: Path) -> Iterator[Flask]:
     """An app whose every session runs inside one transaction, rolled back after the test."""
-    app = create_app(make_config(database_url, **config_overrides))
+    app = create_app(make_config(database_url, MAIL_OUTBOX_FOLDER=str(outbox), **config_overrides))
     with app.app_context():
         engines = db.engines
         engine = engines[None]
@@ -134,12 +152,12 @@ def app(database_url: str, config_overrides: dict[str, Any]) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def committed_app(database_url: str, config_overrides: dict[str, Any]) -> Iterator[Flask]:
+def committed_app(database_url: str, config_overrides: dict[str, Any], outbox: Path) -> Iterator[Flask]:
     """An app on the real engine: data is committed, seen by other threads and processes.
 
     Every table but ``roles`` (seeded by migrations) is emptied afterwards.
     """
-    app = create_app(make_config(database_url, **config_overrides))
+    app = create_app(make_config(database_url, MAIL_OUTBOX_FOLDER=str(outbox), **config_overrides))
     yield app
     with app.app_context():
         db.session.remove()

@@ -39,6 +39,7 @@ from blog.accounts.models import User
 from blog.database import affected_rows, utcnow
 from blog.database_session import transaction
 from blog.extensions import db
+from blog.shop import emails
 from blog.shop.errors import ShopError
 from blog.shop.models import Cart, CartItem, Discount, Order, OrderItem, OrderStatus, ShippingMethod, Variant
 from blog.shop.pricing import ZERO, Totals, compute_totals, format_money, parse_money, parse_rate
@@ -187,7 +188,9 @@ def _place_order(user: User, details: CheckoutDetails) -> Order:
         _take_stock(session, priced.items)
         if priced.discount is not None:
             _count_discount_use(session, priced.discount)
-        return _record_order(session, user, details, priced)
+        order = _record_order(session, user, details, priced)
+        emails.order_placed(order, user)  # in the outbox only if the order commits
+        return order
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""Absolute links for emails and feeds, from ``SITE_URL``: never from the request's ``Host``
+header, which a client chooses (a forged one would put an attacker's host into a password
+reset link)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app
+
+
+def site_url(endpoint: str, **values: Any) -> str:
+    """``site_url("auth.reset_password", token=t)``: the absolute URL of an endpoint on the
+    site at ``SITE_URL`` (scheme, host and any path prefix), with or without a request."""
+    parts = urlsplit(current_app.config["SITE_URL"])
+    adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path.rstrip("/") or "/",
+                                       url_scheme=parts.scheme)
+    return adapter.build(endpoint, values, force_external=True)
+
+
+def site_host() -> str:
+    """The host name of ``SITE_URL`` (Message-IDs, the default sender's address)."""
+    return urlsplit(current_app.config["SITE_URL"]).hostname or "localhost"
+
+
+def check_site_url(app: Flask) -> str | None:
+    """A problem with ``SITE_URL`` for the factory to refuse, or None when it is usable."""
+    value = app.config.get("SITE_URL")
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment:
+        return (f"SITE_URL must be the site's address such as https://example.com (scheme and "
+                f"host, optionally a path), not {value!r}.")
+    return None
+
+
+def register(app: Flask) -> None:
+    """``{{ site_url('blog.post', slug=post.slug) }}`` in templates."""
+    app.add_template_global(site_url)
