@@ -62,10 +62,13 @@ def queue_state() -> dict[str, Any]:
     except (redis.RedisError, OSError, sqlite3.Error) as error:  # Redis or the file unreachable
         log.warning("health check: job queue unreadable (%s)", type(error).__name__)
         state["pending"] = None
-    waiting = (EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING)))
-    count, oldest = db.session.execute(
-        select(func.count(), func.min(EmailMessage.created_at)).where(waiting)).one()
-    failed = db.session.scalar(select(func.count()).where(EmailMessage.status == EmailStatus.FAILED))
+    # One statement, over the index on status: the sent messages (most rows) are not read.
+    waiting = EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING))
+    count, oldest, failed = db.session.execute(
+        select(func.count().filter(waiting), func.min(EmailMessage.created_at).filter(waiting),
+               func.count().filter(EmailMessage.status == EmailStatus.FAILED))
+        .where(EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING,
+                                        EmailStatus.FAILED)))).one()
     age = (utcnow() - oldest).total_seconds() if oldest is not None else 0
     state["mail"] = {"waiting": count, "oldest_seconds": round(age), "failed": failed}
     return state

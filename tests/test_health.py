@@ -9,7 +9,7 @@ import flask_migrate
 import pytest
 
 from blog import create_app
-from blog.extensions import limiter
+from blog.extensions import db, limiter
 from blog.security import CONTENT_SECURITY_POLICY
 from tests.conftest import dispose, make_config
 
@@ -57,7 +57,30 @@ def test_healthz_reports_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.mimetype == "application/json"
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    assert response.get_json() == {
+        "status": "ok", "database": "ok",
+        "jobs": {"storage": "inline", "pending": 0,
+                 "mail": {"waiting": 0, "oldest_seconds": 0, "failed": 0}}}
+
+
+def test_healthz_reports_mail_waiting_and_failed(app, client):
+    """A message no worker has sent for 90 s shows as waiting that long: the sign that no
+    worker runs. Failed ones are counted apart."""
+    from datetime import timedelta
+
+    from blog.database import utcnow
+    from blog.mail.models import EmailMessage
+
+    long_ago = utcnow() - timedelta(seconds=90)
+    with app.app_context():
+        for status in ("queued", "queued", "failed", "sent"):
+            db.session.add(EmailMessage(kind="test", recipient="a@example.com", subject="s",
+                                        text_body="t", headers={}, status=status,
+                                        created_at=long_ago if status == "queued" else utcnow()))
+        db.session.commit()
+    mail = client.get("/healthz").get_json()["jobs"]["mail"]
+    assert mail["waiting"] == 2 and mail["failed"] == 1
+    assert 90 <= mail["oldest_seconds"] < 120
 
 
 def test_healthz_without_redis_url_says_nothing_of_redis(client, app):
@@ -102,7 +125,7 @@ def test_healthz_recovers_when_the_database_comes_back(tmp_path):
             flask_migrate.upgrade()
         response = client.get("/healthz")
         assert response.status_code == 200
-        assert response.get_json() == {"status": "ok", "database": "ok"}
+        assert response.get_json()["database"] == "ok"
     finally:
         dispose(app)
 
@@ -161,7 +184,8 @@ def test_each_request_writes_one_log_line(client, caplog):
     assert line["path"] == "/healthz"
     assert line["status"] == "200"
     assert float(line["ms"]) >= 0
-    assert int(line["sql"]) == 1  # SELECT 1; transaction control is not counted
+    # The migration version, and the outbox's counts; transaction control is not counted.
+    assert int(line["sql"]) == 2
 
 
 def test_request_log_counts_per_request(client, caplog):
@@ -171,7 +195,7 @@ def test_request_log_counts_per_request(client, caplog):
     client.get("/no-such-page")
     lines = request_lines(caplog)
     assert [(line["path"], line["status"], line["sql"]) for line in lines] == [
-        ("/healthz", "200", "1"), ("/healthz", "200", "1"), ("/healthz", "200", "1"),
+        ("/healthz", "200", "2"), ("/healthz", "200", "2"), ("/healthz", "200", "2"),
         ("/no-such-page", "404", "0"),
     ]
 

@@ -106,7 +106,8 @@ def login(client, username: str, password: str = PASSWORD):
 
 def test_login_and_registration_survive_redis_going_away(app, client, redis_server):
     assert app.config["RATELIMIT_STORAGE_URI"] == redis_server.url
-    assert client.get("/healthz").get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    health = client.get("/healthz").get_json()
+    assert (health["status"], health["database"], health["redis"]) == ("ok", "ok", "ok")
     # With Redis up, the limits are counted there.
     assert register(client, "bob", "bob@example.com").status_code == 302
     logout(client)
@@ -118,7 +119,8 @@ def test_login_and_registration_survive_redis_going_away(app, client, redis_serv
 
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "down"}
+    health = response.get_json()
+    assert (health["status"], health["database"], health["redis"]) == ("ok", "ok", "down")
     response = register(client, "carol", "carol@example.com")
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     assert is_logged_in(client)
@@ -158,7 +160,8 @@ def test_the_site_starts_and_serves_with_redis_already_down(database_url):
         assert login(client, "nobody", "wrong password").status_code == 200
         response = client.get("/healthz")
         assert response.status_code == 200
-        assert response.get_json() == {"status": "ok", "database": "ok", "redis": "down"}
+        health = response.get_json()
+        assert (health["status"], health["database"], health["redis"]) == ("ok", "ok", "down")
     finally:
         # This app commits for real: remove the login attempt it recorded.
         with app.app_context():
