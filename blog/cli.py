@@ -178,8 +178,10 @@ def worker_command(workers: int | None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     count = workers or int(current_app.config["JOBS_WORKERS"])
     click.echo(f"Worker: {count} thread(s), jobs in {jobs.storage_name()}.")
-    consumer = jobs.huey.create_consumer(workers=count, worker_type="thread", periodic=True,
-                                         check_worker_health=True)
+    consumer = jobs.huey.create_consumer(
+        workers=count, worker_type="thread", periodic=True, check_worker_health=True,
+        # An idle worker looks at a SQLite queue at least this often (Redis wakes it at once).
+        max_delay=float(current_app.config["JOBS_POLL_MAX_DELAY"]))
     consumer.run()
 
 

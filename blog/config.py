@@ -135,6 +135,8 @@ class DefaultConfig:
     JOBS_IMMEDIATE = False
     #: Threads of `flask worker` (each delivers one message at a time).
     JOBS_WORKERS = 2
+    #: The longest an idle worker waits between looks at a SQLite queue, in seconds.
+    JOBS_POLL_MAX_DELAY = 2.0
     #: Posts per page on the home, tag, profile, feed and search pages.
     POSTS_PER_PAGE = 10
 

@@ -195,8 +195,9 @@ def backend() -> Backend:
 
 
 def file_name(row: EmailMessage) -> str:
-    """``20261122-093000-42-password_reset``: sorts by time, names the row and its kind."""
-    return f"{row.created_at:%Y%m%d-%H%M%S}-{row.id}-{row.kind}"
+    """``20261122-093000-0000000042-password_reset``: sorts by time, then by row (the id
+    zero-padded, so 10 sorts after 9), and names its kind."""
+    return f"{row.created_at:%Y%m%d-%H%M%S}-{row.id:010d}-{row.kind}"
 
 
 # --- the job -------------------------------------------------------------------------------

@@ -1,0 +1,131 @@
+"""Real `flask worker` processes on a real queue (the SQLite file) and a real SMTP server: an
+order placed through the pages reaches the customer and the admin, a refused message is
+retried until it goes, and two workers handed the same messages deliver each exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from blog import jobs
+from blog.accounts import services as accounts
+from blog.accounts.models import ADMIN
+from blog.database_session import transaction
+from blog.extensions import db
+from blog.mail import delivery
+from blog.mail.models import EmailMessage
+from tests.conftest import PASSWORD, AuthActions, ShopActions, create_product, create_shipping
+from tests.mail.conftest import SMTPServer, outbox_rows, smtp_config
+from tests.mail.test_outbox import _queue_plain
+
+pytestmark = pytest.mark.slow
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SECRET = "worker-test-secret-key-0123456789"
+
+
+@pytest.fixture
+def config_overrides(smtp: SMTPServer, tmp_path: Path) -> dict[str, Any]:
+    """The test's app enqueues into a SQLite queue file for the workers, sending to ``smtp``."""
+    return smtp_config(smtp, JOBS_IMMEDIATE=False, JOBS_DATABASE=str(tmp_path / "jobs.sqlite3"),
+                       MAIL_RETRY_DELAY=1, SITE_URL="https://ink.example", SECRET_KEY=SECRET)
+
+
+@pytest.fixture
+def start_worker(committed_app: Flask, database_url: str, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+    """``start_worker()`` runs `flask worker` on the test's database, queue and SMTP server;
+    every worker is stopped (Ctrl-C, as a person would) at the end."""
+    config = committed_app.config
+    env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY=SECRET,
+               INKWELL_INSTANCE_PATH=str(tmp_path / "instance"),
+               FLASK_JOBS_IMMEDIATE="false", FLASK_JOBS_DATABASE=config["JOBS_DATABASE"],
+               FLASK_JOBS_POLL_MAX_DELAY="0.2", FLASK_MAIL_SERVER=config["MAIL_SERVER"],
+               FLASK_MAIL_PORT=str(config["MAIL_PORT"]), FLASK_MAIL_RETRY_DELAY="1",
+               FLASK_SITE_URL=config["SITE_URL"], FLASK_SQLITE_BUSY_TIMEOUT_MS="30000")
+    env.pop("REDIS_URL", None)
+    workers: list[subprocess.Popen[str]] = []
+
+    def start() -> subprocess.Popen[str]:
+        worker = subprocess.Popen([sys.executable, "-m", "flask", "worker", "--workers", "2"],
+                                  cwd=REPOSITORY, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGINT)
+    for worker in workers:
+        try:
+            output, _ = worker.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output, _ = worker.communicate()
+        assert "Traceback" not in output, output
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_worker_delivers_an_order_s_emails_retrying_a_refusal(
+        committed_app: Flask, smtp: SMTPServer, start_worker: Any) -> None:
+    app = committed_app
+    with app.app_context():
+        accounts.create_user("alice", "alice@example.com", PASSWORD)
+        accounts.create_user("root", "root@example.com", PASSWORD, roles=(ADMIN,))
+        mug, post = create_product("Mug", [("", "8.00", 5)]), create_shipping("Post", "5.00")
+    client = app.test_client()
+    AuthActions(client).login("alice")
+    shop = ShopActions(client)
+    shop.add(mug, 2)
+    smtp.refuse = ["421 4.7.0 Too busy, come back later"]  # the first message, once
+    start_worker()
+    assert shop.checkout(post).status_code == 302  # in the queue file once this commits
+
+    messages = smtp.wait_for(2)
+    assert sorted(m["To"] for m in messages) == ["alice@example.com", "root@example.com"]
+    wait_until(lambda: all(row.status == "sent" for row in outbox_rows(app)))
+    rows = outbox_rows(app)
+    assert sorted(row.attempts for row in rows) == [1, 2]  # one was refused, then sent
+    assert all(row.last_error == "" for row in rows)
+    assert all("https://ink.example/shop/orders/" in m.get_body(("plain",)).get_content()
+               for m in messages if m["To"] == "alice@example.com")
+
+
+def test_two_workers_deliver_each_message_once(committed_app: Flask, smtp: SMTPServer,
+                                               start_worker: Any) -> None:
+    """Each message's job is in the queue four times, and two worker processes (two threads
+    each) take jobs at once: the claim lets exactly one send each message."""
+    app = committed_app
+    with app.app_context():
+        alice = accounts.create_user("alice", "alice@example.com", PASSWORD)
+        with transaction():
+            ids = [_queue_plain(alice.email, f"Message {n}").id for n in range(12)]
+        for _ in range(3):
+            for message_id in ids:
+                delivery.deliver_email(message_id)  # not inline: into the queue file
+        assert jobs.huey.pending_count() == 48
+    start_worker()
+    start_worker()
+    smtp.wait_for(12)
+    wait_until(lambda: jobs.huey.pending_count() == 0)
+    time.sleep(1)  # any second delivery would have arrived by now
+    assert sorted(m["Subject"] for m in smtp.messages) == sorted(f"Message {n}" for n in range(12))
+    with app.app_context():
+        rows = db.session.execute(select(EmailMessage.status, EmailMessage.attempts)).all()
+    assert [tuple(row) for row in rows] == [("sent", 1)] * 12
