@@ -169,10 +169,12 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 @pytest.fixture
-def gunicorn(committed_app, database_url):
-    """``gunicorn -w 4 wsgi:app`` on the test database, as in production."""
+def gunicorn(committed_app, database_url, tmp_path):
+    """``gunicorn -w 4 wsgi:app`` on the test database, as in production (its instance folder,
+    with the job queue and outbox, in the test's own directory)."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY="gunicorn-test-secret-key-0123",
+               INKWELL_INSTANCE_PATH=str(tmp_path / "instance"),
                FLASK_SESSION_COOKIE_SECURE="false", FLASK_BCRYPT_ROUNDS="4",
                FLASK_LOGIN_RATE_LIMIT='"1000 per minute"', FLASK_SQLITE_BUSY_TIMEOUT_MS="30000")
     env.pop("REDIS_URL", None)
