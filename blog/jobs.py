@@ -22,6 +22,7 @@ from flask import Flask, current_app, has_app_context
 from huey import Huey, MemoryHuey
 from huey.api import TaskWrapper
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
+from redis import ConnectionPool
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -48,8 +49,14 @@ def init_app(app: Flask) -> None:
     if config["JOBS_IMMEDIATE"]:
         huey.storage_class, huey.storage_kwargs = MemoryStorage, {}
     elif config["REDIS_URL"]:
+        # A worker waits on the queue up to read_timeout; the socket must wait longer. A
+        # request enqueueing on a Redis that went away waits no more than the socket timeout
+        # (then the job is left to the sweep).
+        read_timeout = 1
         huey.storage_class = RedisStorage
-        huey.storage_kwargs = {"url": config["REDIS_URL"]}
+        huey.storage_kwargs = {"read_timeout": read_timeout, "connection_pool": ConnectionPool.from_url(
+            config["REDIS_URL"], socket_connect_timeout=float(config["REDIS_TIMEOUT_SECONDS"]),
+            socket_timeout=float(config["REDIS_TIMEOUT_SECONDS"]) + read_timeout + 1)}
     else:
         path = config["JOBS_DATABASE"] or os.path.join(app.instance_path, "jobs.sqlite3")
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -168,3 +168,31 @@ def test_the_site_starts_and_serves_with_redis_already_down(database_url):
             db.session.execute(delete(LoginAttempt).where(LoginAttempt.account_key == "name:nobody"))
             db.session.commit()
         dispose(app)
+
+
+@pytest.mark.parametrize("extra_settings", [{"JOBS_IMMEDIATE": False}])
+def test_an_order_is_placed_when_the_job_queue_is_gone(app, client, redis_server, caplog, make_user,
+                                                        make_product, make_shipping):
+    """Jobs wait in Redis; with Redis killed the order still commits with its email in the
+    outbox (queued), the lost enqueue is logged for the sweep to make good, and /healthz
+    answers 200 saying it cannot read the queue."""
+    from sqlalchemy import select
+
+    from blog.mail.models import EmailMessage
+    from tests.conftest import ShopActions
+
+    make_user("alice")
+    mug, post = make_product("Mug", [("", "8.00", 5)]), make_shipping("Post", "5.00")
+    assert login(client, "alice").status_code == 302
+    shop = ShopActions(client)
+    shop.add(mug, 1)
+    redis_server.kill()
+    assert shop.checkout(post).status_code == 302
+    with app.app_context():
+        rows = db.session.execute(select(EmailMessage.kind, EmailMessage.status)).all()
+    assert [tuple(row) for row in rows] == [("order_confirmation", "queued")]
+    assert any("could not enqueue" in record.getMessage() for record in caplog.records)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    jobs = response.get_json()["jobs"]
+    assert jobs["pending"] is None and jobs["mail"]["waiting"] == 1

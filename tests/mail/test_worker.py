@@ -1,4 +1,4 @@
-"""Real `flask worker` processes on a real queue (the SQLite file) and a real SMTP server: an
+"""Real `flask worker` processes on a real queue (the SQLite file, or Redis) and a real SMTP server: an
 order placed through the pages reaches the customer and the admin, a refused message is
 retried until it goes, and two workers handed the same messages deliver each exactly once."""
 
@@ -27,6 +27,7 @@ from blog.mail.models import EmailMessage
 from tests.conftest import PASSWORD, AuthActions, ShopActions, create_product, create_shipping
 from tests.mail.conftest import SMTPServer, outbox_rows, smtp_config
 from tests.mail.test_outbox import _queue_plain
+from tests.test_redis_down import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.slow
 
@@ -34,25 +35,45 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 SECRET = "worker-test-secret-key-0123456789"
 
 
-@pytest.fixture
-def config_overrides(smtp: SMTPServer, tmp_path: Path) -> dict[str, Any]:
-    """The test's app enqueues into a SQLite queue file for the workers, sending to ``smtp``."""
-    return smtp_config(smtp, JOBS_IMMEDIATE=False, JOBS_DATABASE=str(tmp_path / "jobs.sqlite3"),
-                       MAIL_RETRY_DELAY=1, SITE_URL="https://ink.example", SECRET_KEY=SECRET)
+@pytest.fixture(params=["sqlite", "redis"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Where the jobs wait: the SQLite file (no REDIS_URL) or a Redis server of the test's own."""
+    if request.param == "sqlite":
+        yield {"JOBS_DATABASE": str(tmp_path / "jobs.sqlite3"), "REDIS_URL": None}
+        return
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer()
+    try:
+        yield {"JOBS_DATABASE": None, "REDIS_URL": server.url, "RATELIMIT_STORAGE_URI": None}
+    finally:
+        server.kill()
 
 
 @pytest.fixture
-def start_worker(committed_app: Flask, database_url: str, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+def config_overrides(smtp: SMTPServer, queue: dict[str, Any]) -> dict[str, Any]:
+    """The test's app enqueues into the workers' queue, sending to ``smtp``."""
+    return smtp_config(smtp, JOBS_IMMEDIATE=False, MAIL_RETRY_DELAY=1,
+                       SITE_URL="https://ink.example", SECRET_KEY=SECRET, **queue)
+
+
+@pytest.fixture
+def start_worker(committed_app: Flask, database_url: str,
+                 tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
     """``start_worker()`` runs `flask worker` on the test's database, queue and SMTP server;
     every worker is stopped (Ctrl-C, as a person would) at the end."""
     config = committed_app.config
     env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY=SECRET,
                INKWELL_INSTANCE_PATH=str(tmp_path / "instance"),
-               FLASK_JOBS_IMMEDIATE="false", FLASK_JOBS_DATABASE=config["JOBS_DATABASE"],
-               FLASK_JOBS_POLL_MAX_DELAY="0.2", FLASK_MAIL_SERVER=config["MAIL_SERVER"],
-               FLASK_MAIL_PORT=str(config["MAIL_PORT"]), FLASK_MAIL_RETRY_DELAY="1",
-               FLASK_SITE_URL=config["SITE_URL"], FLASK_SQLITE_BUSY_TIMEOUT_MS="30000")
+               FLASK_JOBS_IMMEDIATE="false", FLASK_JOBS_POLL_MAX_DELAY="0.2",
+               FLASK_MAIL_SERVER=config["MAIL_SERVER"], FLASK_MAIL_PORT=str(config["MAIL_PORT"]),
+               FLASK_MAIL_RETRY_DELAY="1", FLASK_SITE_URL=config["SITE_URL"],
+               FLASK_SQLITE_BUSY_TIMEOUT_MS="30000")
     env.pop("REDIS_URL", None)
+    if config["REDIS_URL"]:
+        env["REDIS_URL"] = config["REDIS_URL"]
+    else:
+        env["FLASK_JOBS_DATABASE"] = config["JOBS_DATABASE"]
     workers: list[subprocess.Popen[str]] = []
 
     def start() -> subprocess.Popen[str]:
