@@ -92,9 +92,10 @@ def test_atom_feed_is_valid_and_absolute(client, make_user, make_post):
         make_post(alice, f"Entry {number} & <friends>", body="Text with <b>html</b> & **md**",
                   tags="a")
     make_post(alice, "Unpublished", publish=False)
-    response = client.get("/feed.atom")
+    response = client.get("/feed.atom", headers={"Host": "evil.example"})
     assert response.status_code == 200
     assert response.mimetype == "application/atom+xml"
+    assert b"evil.example" not in response.data
     root = ET.fromstring(response.data)
     assert root.tag == f"{ATOM}feed"
     entries = root.findall(f"{ATOM}entry")
@@ -103,8 +104,9 @@ def test_atom_feed_is_valid_and_absolute(client, make_user, make_post):
     for entry in entries:
         for name in ("id", "title", "updated", "published", "author", "content"):
             assert entry.find(f"{ATOM}{name}") is not None, name
-        assert entry.find(f"{ATOM}id").text.startswith("http://localhost/posts/")
-        assert entry.find(f"{ATOM}link").get("href").startswith("http://")
+        # From SITE_URL, never the Host the request came with.
+        assert entry.find(f"{ATOM}id").text.startswith("http://127.0.0.1:5000/posts/")
+        assert entry.find(f"{ATOM}link").get("href").startswith("http://127.0.0.1:5000/posts/")
         assert "<strong>md</strong>" in entry.find(f"{ATOM}content").text
     assert root.find(f"{ATOM}updated").text.endswith("Z")
     assert b"Unpublished" not in response.data
