@@ -269,6 +269,14 @@ def deliver(message_id: int) -> Outcome | None:
         _finish(row, now, status=EmailStatus.QUEUED, last_error=text,
                 next_attempt_at=utcnow() + timedelta(seconds=retry_delay(row.attempts)))
         return Outcome(EmailStatus.QUEUED, text)
+    except Exception as error:
+        # A message that cannot even be built (a bug, a header it refuses) would fail the
+        # same way every time: mark it failed with the reason instead of leaving it claimed
+        # for the sweep to hand out again and again.
+        log.exception("email %s to %s could not be sent", row.id, row.recipient)
+        text = f"{type(error).__name__}: {error}"[:_ERROR_MAX]
+        _finish(row, now, status=EmailStatus.FAILED, last_error=text)
+        return Outcome(EmailStatus.FAILED, text)
     _finish(row, now, status=EmailStatus.SENT, sent_at=utcnow(), last_error="")
     log.info("email %s (%s) sent to %s", row.id, row.kind, row.recipient)
     return Outcome(EmailStatus.SENT)

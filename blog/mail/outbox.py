@@ -28,9 +28,10 @@ def queue_email(kind: str, recipient: str, subject: str, template: str, *,
 
     Links in the templates come from ``site_url(...)`` (``SITE_URL``), never the request.
     """
-    extra = dict(headers or {})
+    extra = {name: _one_line(value) for name, value in (headers or {}).items()}
     if any(name.lower() in _OWN_HEADERS for name in extra):
         raise ValueError(f"headers may not set {sorted(extra)}")
+    subject = _one_line(subject)[:300]
     context.setdefault("site_name", current_app.config["SITE_NAME"])
     context.setdefault("subject", subject)
     message = EmailMessage(
@@ -45,6 +46,12 @@ def queue_email(kind: str, recipient: str, subject: str, template: str, *,
     session.flush()  # its id, for the job
     enqueue_after_commit(deliver_email, message.id)
     return message
+
+
+def _one_line(value: str) -> str:
+    """A header value on one line: a title with a line break would otherwise be refused by
+    the email library, or worse, add a header of its own."""
+    return " ".join(value.split())
 
 
 def _render(name: str, context: dict[str, Any]) -> str:

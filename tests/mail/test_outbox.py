@@ -270,3 +270,24 @@ def test_the_sweep_gives_back_stale_claims_and_sends_what_waits(app: Flask, smtp
         assert delivery.sweep() == 2  # both enqueued, and (inline here) delivered
     assert sorted(m["Subject"] for m in smtp.wait_for(2)) == ["Claimed by a dead worker", "Lost job"]
     assert {r.status for r in outbox_rows(app)} == {"sent"}
+
+
+def test_a_subject_with_line_breaks_stays_one_header(app: Flask, outbox: Path, make_user: Any) -> None:
+    alice = make_user("alice")
+    with app.app_context(), transaction():
+        _queue_plain(alice.email, "Hello\r\nBcc: everyone@example.com\n  there")
+    [message] = eml_files(outbox)
+    assert message["Subject"] == "Hello Bcc: everyone@example.com there"
+    assert message["Bcc"] is None
+
+
+def test_a_message_that_cannot_be_built_fails_with_its_reason(app: Flask, outbox: Path,
+                                                             make_user: Any) -> None:
+    """Not left claimed for the sweep to hand out forever: failed, with why."""
+    alice = make_user("alice")
+    with app.app_context(), transaction():
+        row = _queue_plain(alice.email, "Broken")
+        row.headers = {**row.headers, "X-Bad": "line\nbreak"}  # written before delivery runs
+    [row] = outbox_rows(app)
+    assert row.status == "failed" and row.last_error.startswith("ValueError:")
+    assert eml_files(outbox) == []
