@@ -181,8 +181,8 @@ def register_blueprints(app: Flask) -> None:
     from blog.favicon import bp as favicon_bp
     from blog.health import bp as health_bp
     from blog.posts.views import bp as posts_bp
-    from blog.shop.uploads import bp as images_bp
     from blog.shop.views import bp as shop_bp
+    from blog.uploads import bp as images_bp
 
     app.register_blueprint(posts_bp)
     app.register_blueprint(shop_bp)

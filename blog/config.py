@@ -158,8 +158,8 @@ class DefaultConfig:
     PAYMENT_INSTRUCTIONS = ("Pay by bank transfer, quoting your order number, or on delivery. "
                             "We will write to you when your payment arrives and when your order ships.")
 
-    # Product images (blog/shop/images.py): checked, re-encoded as WebP and served by the app
-    # (blog/shop/uploads.py).
+    # Uploaded images (products, avatars): checked and re-encoded as WebP by blog/images.py,
+    # served by the app (blog/uploads.py).
     #: Folder of the stored images; None means ``<instance>/uploads``.
     UPLOAD_FOLDER: str | None = None
     #: The largest image file accepted, in bytes (5 MiB); of a larger one, no more than this

@@ -18,12 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload, with_expression
 from werkzeug.datastructures import FileStorage
 
+from blog import images
 from blog.admin.audit import diff, record
 from blog.admin.services import AdminError
 from blog.database import affected_rows, contains_pattern
 from blog.database_session import transaction, unique_slug
 from blog.extensions import db
-from blog.shop import images
 from blog.shop.models import Category, OrderItem, Product, Variant
 from blog.text import slugify
 
@@ -138,15 +138,15 @@ def save_product(product: Product | None, data: ProductInput,
     reason, no variant is left, or a SKU or label is already taken; either way nothing
     changes, and no new file stays behind.
     """
-    new_image = images.save_product_image(upload) if upload is not None else None
+    new_image = images.save_image(upload) if upload is not None else None
     old_image = product.image if product is not None else None
     try:
         saved = _write_product(product, data, new_image)
     except BaseException:  # whatever failed, no committed row names the new file
-        images.delete_product_image(new_image)
+        images.delete_image(new_image)
         raise
     if new_image and old_image and old_image != new_image:
-        images.delete_product_image(old_image)
+        images.delete_image(old_image)
     return saved
 
 
@@ -250,5 +250,5 @@ def retire_product(product: Product) -> str:
             return "deactivated"
         record("product", product.slug, "delete", {"name": [product.name, None]})
         session.delete(product)
-    images.delete_product_image(image)
+    images.delete_image(image)
     return "deleted"

@@ -14,6 +14,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
+from blog import images
 from blog.accounts.models import ADMIN, User
 from blog.admin import products, reports, services
 from blog.admin.forms import DiscountForm, OrderStatusForm, ProductForm, ShippingForm
@@ -22,7 +23,7 @@ from blog.extensions import db
 from blog.forms import ButtonForm, id_arg, show_error
 from blog.posts.models import Comment, Post
 from blog.security import role_required
-from blog.shop import images, orders
+from blog.shop import orders
 from blog.shop.models import Discount, OrderStatus, ShippingMethod
 from blog.shop.pricing import ZERO
 

@@ -24,7 +24,7 @@ from blog.admin.products import VariantInput, several_variants, single_variant
 from blog.admin.services import AdminError, DiscountValues, ShippingValues
 from blog.config import DefaultConfig
 from blog.extensions import db
-from blog.shop.images import thumbnail_name
+from blog.images import thumbnail_name
 from blog.shop.models import FixedAmountDiscount, PercentageDiscount, Product, Variant
 from tests.conftest import csrf_token
 

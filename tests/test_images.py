@@ -18,17 +18,17 @@ from werkzeug.datastructures import FileStorage
 
 from blog.database import count_statements
 from blog.database_session import transaction
-from blog.shop.errors import ShopError
-from blog.shop.images import (
+from blog.errors import ServiceError
+from blog.images import (
     ImageError,
-    delete_product_image,
+    delete_image,
     image_size,
     is_stored_name,
-    save_product_image,
+    save_image,
     thumbnail_name,
 )
 from blog.shop.models import Product
-from blog.shop.uploads import CACHE_CONTROL, image_url, stored_image
+from blog.uploads import CACHE_CONTROL, image_url, stored_image
 from tests.conftest import create_product, page_statements
 
 NAME = re.compile(r"[0-9a-f]{32}-(\d+)x(\d+)\.webp")
@@ -64,14 +64,14 @@ def upload(data: bytes, filename: str = "photo.jpg", content_type: str = "image/
 def save(app: Flask, data: bytes, **settings: Any) -> str:
     with app.app_context():
         app.config.update(settings)
-        return save_product_image(upload(data))
+        return save_image(upload(data))
 
 
 def refusal(app: Flask, data: bytes, **settings: Any) -> str:
     """The message ``data`` is refused with."""
     with pytest.raises(ImageError) as caught:
         save(app, data, **settings)
-    assert isinstance(caught.value, ShopError) and caught.value.field == "image"
+    assert isinstance(caught.value, ServiceError) and caught.value.field == "image"
     return caught.value.message
 
 
@@ -243,7 +243,7 @@ def test_a_file_over_the_size_limit_is_refused(app: Flask, uploads: Path) -> Non
     with app.app_context():
         app.config["UPLOAD_MAX_BYTES"] = 5 * 1024 * 1024
         with pytest.raises(ImageError, match=r"^The image is larger than 5 MB\.$"), Endless() as stream:
-            save_product_image(stream)
+            save_image(stream)
     assert Endless.asked == 5 * 1024 * 1024 + 1  # read no further than needed to know
 
 
@@ -320,11 +320,11 @@ def test_delete_removes_both_files_and_nothing_else(app: Flask, uploads: Path, t
     (tmp_path / "config.py").write_text("SECRET_KEY = 'x'\n")
     (uploads / "notes.txt").write_text("keep me\n")
     with app.app_context():
-        delete_product_image(gone)
-        delete_product_image(gone)  # already gone: fine
-        delete_product_image(None)
+        delete_image(gone)
+        delete_image(gone)  # already gone: fine
+        delete_image(None)
         for name in ("../config.py", "notes.txt", thumbnail_name(keep), keep + "\n", keep.upper()):
-            delete_product_image(name)  # not stored names: nothing happens
+            delete_image(name)  # not stored names: nothing happens
     assert files(uploads) == sorted([keep, thumbnail_name(keep), "notes.txt"])
     assert (tmp_path / "config.py").exists()
 

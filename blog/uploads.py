@@ -1,6 +1,6 @@
 """Serving stored images at ``/uploads/<name>``, and the template globals that point at them.
 
-The files are written and checked by :mod:`blog.shop.images`; this module only hands them
+The files are written and checked by :mod:`blog.images`; this module only hands them
 back, so a page never reaches the disk with a name that module did not make.
 """
 
@@ -12,7 +12,7 @@ from flask import Blueprint, abort, current_app, send_from_directory, url_for
 from werkzeug.wrappers import Response
 
 from blog.extensions import limiter
-from blog.shop.images import image_size, is_served_name, is_stored_name, thumbnail_name, upload_folder
+from blog.images import image_size, is_served_name, is_stored_name, thumbnail_name, upload_folder
 from blog.text import describe_bytes
 
 bp = Blueprint("images", __name__)

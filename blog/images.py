@@ -1,8 +1,8 @@
-"""Product images: checking an upload and storing it (:mod:`blog.shop.uploads` serves them
-and gives templates their URLs).
+"""Uploaded images (products, avatars, pictures in posts): checking an upload and storing it
+(:mod:`blog.uploads` serves them and gives templates their URLs).
 
 An upload is never trusted: not its file name, not its declared content type, not its
-pixels. :func:`save_product_image` reads at most ``UPLOAD_MAX_BYTES``, lets Pillow decide
+pixels. :func:`save_image` reads at most ``UPLOAD_MAX_BYTES``, lets Pillow decide
 what the bytes are (JPEG, PNG or WebP only), refuses images that declare too many pixels
 before decoding them, decodes the rest completely, and writes a fresh WebP of its own
 (upright, sRGB, at most ``IMAGE_SIZE`` pixels on its longest side, without EXIF, GPS, XMP or
@@ -18,14 +18,14 @@ path traversal.
 How a form uses it (the admin product form, say)::
 
     try:
-        new = save_product_image(form.image.data)       # before the database transaction
+        new = save_image(form.image.data)       # before the database transaction
     except ImageError as error:
         show_error(form, error)
     ...
     old, product.image = product.image, new             # inside transaction()
     ...
-    delete_product_image(old)                           # after the commit succeeded
-    # and delete_product_image(new) if the transaction failed instead
+    delete_image(old)                           # after the commit succeeded
+    # and delete_image(new) if the transaction failed instead
 
 Files are written before the row that names them is committed, so a page never points at a
 missing file; the price is an orphan file when the transaction fails and nobody deletes it.
@@ -49,7 +49,7 @@ from flask import current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
 from werkzeug.datastructures import FileStorage
 
-from blog.shop.errors import ShopError
+from blog.errors import ServiceError
 from blog.text import describe_bytes
 
 try:  # LittleCMS ships with Pillow's wheels, but a Pillow built from source may lack it.
@@ -80,7 +80,7 @@ _SERVED_NAME = re.compile(_NAME + r"(?:-thumb)?\.webp")
 _warnings_lock = threading.Lock()
 
 
-class ImageError(ShopError):
+class ImageError(ServiceError):
     """An upload refused: not a JPEG, PNG or WebP image, too big, too many pixels, or damaged.
     ``message`` says which, in words for the person who uploaded it; ``field`` is "image"."""
 
@@ -92,7 +92,7 @@ class ImageError(ShopError):
 
 
 def is_stored_name(name: object) -> TypeGuard[str]:
-    """Whether ``name`` is a name :func:`save_product_image` returns (not a thumbnail's)."""
+    """Whether ``name`` is a name :func:`save_image` returns (not a thumbnail's)."""
     return isinstance(name, str) and _STORED_NAME.fullmatch(name) is not None
 
 
@@ -146,7 +146,7 @@ def upload_folder() -> str:
 # --- saving ------------------------------------------------------------------------------
 
 
-def save_product_image(file: FileStorage | IO[bytes]) -> str:
+def save_image(file: FileStorage | IO[bytes]) -> str:
     """Check an uploaded image, store it re-encoded with its thumbnail, and return its name
     (at most 100 characters, for ``Product.image``).
 
@@ -182,7 +182,7 @@ def save_product_image(file: FileStorage | IO[bytes]) -> str:
     return name
 
 
-def delete_product_image(name: str | None) -> None:
+def delete_image(name: str | None) -> None:
     """Remove a stored image and its thumbnail (when an image is replaced or its product
     deleted). Files already gone are fine.
 
