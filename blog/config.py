@@ -49,6 +49,15 @@ class DefaultConfig:
     #: common and breached passwords, names and keyboard patterns. 0 turns the check off.
     PASSWORD_MIN_SCORE = 3
 
+    #: Seconds a password reset link works (and only until the password changes).
+    PASSWORD_RESET_MAX_AGE = 3600
+    #: Seconds a link confirming an email address works.
+    EMAIL_VERIFY_MAX_AGE = 7 * 24 * 3600
+    #: Asking for a reset link or a new confirmation link, per client address; the same again
+    #: per email address (RESET_RATE_LIMIT_PER_ADDRESS), so one inbox cannot be flooded.
+    RESET_RATE_LIMIT = "10 per hour"
+    RESET_RATE_LIMIT_PER_ADDRESS = "3 per hour"
+
     # Login throttling (database-backed, so every worker and host sees the same counts).
     LOGIN_MAX_FAILURES_PER_ACCOUNT = 10
     LOGIN_MAX_FAILURES_PER_ADDRESS = 100

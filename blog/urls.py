@@ -5,18 +5,21 @@ reset link)."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, current_app
 
 
 def site_url(endpoint: str, **values: Any) -> str:
     """``site_url("auth.reset_password", token=t)``: the absolute URL of an endpoint on the
-    site at ``SITE_URL`` (scheme, host and any path prefix), with or without a request."""
+    site at ``SITE_URL`` (scheme, host and any path prefix), with or without a request.
+    ``_anchor`` adds a fragment, as with ``url_for``."""
+    anchor = values.pop("_anchor", None)
     parts = urlsplit(current_app.config["SITE_URL"])
     adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path.rstrip("/") or "/",
                                        url_scheme=parts.scheme)
-    return adapter.build(endpoint, values, force_external=True)
+    url = adapter.build(endpoint, values, force_external=True)
+    return f"{url}#{quote(str(anchor), safe='-_.')}" if anchor is not None else url
 
 
 def site_host() -> str:

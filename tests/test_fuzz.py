@@ -29,6 +29,7 @@ from flask import Flask, Request
 from flask.testing import FlaskClient
 from werkzeug.datastructures import ImmutableMultiDict
 
+from blog.accounts import tokens
 from blog.database_session import transaction
 from blog.extensions import db
 from blog.posts import services as posts
@@ -179,8 +180,11 @@ def site(app: Flask, make_user: Callable[..., Any]) -> dict[str, Any]:
     variants), shipping and a discount code; root's pending order and a cart to check out."""
     root = make_user("root", admin=True)
     alice = make_user("alice")
-    make_user("bob")  # not followed: his profile shows the follow button
+    bob = make_user("bob")  # not followed: his profile shows the follow button
     with app.app_context():
+        # A live password-reset link of bob's, so its form is fuzzed too (for the other
+        # token routes it is a link of the wrong kind: their "no longer works" page).
+        token = tokens.make(tokens.RESET, bob.id, tokens.fingerprint(bob.password_hash))
         post = posts.create_post(db.session.get(type(root), root.id), "Hello world", "Body *text*.",
                                  "art, news", True)
         comment = posts.add_comment(post, db.session.get(type(alice), alice.id), "Nice post.")
@@ -193,7 +197,7 @@ def site(app: Flask, make_user: Callable[..., Any]) -> dict[str, Any]:
             session.add(discount)
         ids = {"post_id": post.id, "comment_id": comment.id, "method_id": method.id,
                "discount_id": discount.id, "user_id": alice.id}
-    return {"post": post.slug, **ids}
+    return {"post": post.slug, "token": token, **ids}
 
 
 def _snapshot(client: FlaskClient) -> dict[Any, Any]:
@@ -280,6 +284,7 @@ def _url_values(site: dict[str, Any], endpoint: str) -> dict[str, Any]:
     """A value for every URL argument of the site's routes, pointing at something that exists."""
     return {"slug": "print" if endpoint.startswith("shop.") else site["post"], "username": "alice",
             "name": "art", "number": site["number"], "product_id": site["product_id"], "action": "deactivate",
+            "token": site["token"],
             **{k: v for k, v in site.items() if k.endswith("_id")}}
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_login import current_user
-from wtforms import BooleanField, EmailField, PasswordField, StringField
+from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
+from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField, URLField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
 from zxcvbn import zxcvbn  # type: ignore[import-untyped]
 
+from blog.accounts.models import BIO_MAX, DISPLAY_NAME_MAX, WEBSITE_MAX
 from blog.forms import SiteForm
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -46,6 +50,7 @@ def weak_password_reason(password: str, user_inputs: Iterable[str] = ()) -> str 
 def _known_about_user(form: SiteForm) -> list[str]:
     """What the form or the logged-in member tells about who is choosing the password."""
     values = [getattr(form, name).data or "" for name in ("username", "email") if hasattr(form, name)]
+    values += getattr(form, "known_inputs", [])  # set by a view that knows whose password it is
     if current_user.is_authenticated:
         values += [current_user.username, current_user.email]
     return [value for value in values if isinstance(value, str)]
@@ -87,3 +92,40 @@ class PasswordForm(SiteForm):
     confirm = PasswordField("Repeat new password", validators=[
         DataRequired(), EqualTo("new_password", message="The passwords do not match."),
     ])
+
+
+class ResetRequestForm(SiteForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254), Email()])
+
+
+class ResetPasswordForm(SiteForm):
+    new_password = PasswordField("New password", validators=[DataRequired(), password_strength])
+    confirm = PasswordField("Repeat new password", validators=[
+        DataRequired(), EqualTo("new_password", message="The passwords do not match."),
+    ])
+
+
+def web_address(form: SiteForm, field: StringField) -> None:
+    """An http or https address with a host: anything else (javascript:, data:, a bare
+    word) would be a link the profile page must not carry."""
+    value = (field.data or "").strip()
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValidationError("Enter a web address starting with https:// or http://.")
+
+
+class ProfileForm(SiteForm):
+    display_name = StringField("Display name", validators=[Length(max=DISPLAY_NAME_MAX)])
+    bio = TextAreaField("About you", validators=[Length(max=BIO_MAX)])
+    website = URLField("Website", validators=[Length(max=WEBSITE_MAX), web_address])
+    avatar = FileField("Picture (JPEG, PNG or WebP)")
+    remove_avatar = BooleanField("Remove the picture")
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254), Email()])
+    notify_comments = BooleanField("Email me when someone comments on my posts")
+
+    def avatar_upload(self) -> FileStorage | None:
+        """The picture chosen, if any."""
+        upload = self.avatar.data
+        return upload if isinstance(upload, FileStorage) and upload.filename else None

@@ -6,13 +6,17 @@ from datetime import datetime
 from typing import cast
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy import Column, ForeignKey, Index, String, Table, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from blog.database import TimestampMixin, utcnow
 from blog.extensions import Model, db
 
 ADMIN = "admin"
+
+DISPLAY_NAME_MAX = 60
+BIO_MAX = 500
+WEBSITE_MAX = 200
 
 
 def lookup_key(value: str) -> str:
@@ -59,6 +63,19 @@ class User(UserMixin, TimestampMixin, Model):
     email_key: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(default=True)
+    #: When the member followed the link mailed to ``email``; None until then (nothing is
+    #: refused to an unverified member; pages remind them).
+    email_verified_at: Mapped[datetime | None] = mapped_column()
+
+    # The public profile (/users/<username>), edited at /auth/profile.
+    display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX), default="", server_default="")
+    bio: Mapped[str] = mapped_column(String(BIO_MAX), default="", server_default="")
+    #: An http(s) address, checked by the form; shown with rel="nofollow ugc".
+    website: Mapped[str] = mapped_column(String(WEBSITE_MAX), default="", server_default="")
+    #: A stored image name from blog.images (re-encoded, metadata stripped), or None.
+    avatar: Mapped[str | None] = mapped_column(String(100))
+    #: Email me when someone comments on my post.
+    notify_comments: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     # Loaded only where needed: the user loader joins them in; authors on list pages skip them.
     # Collections never load lazily (lazy="raise_on_sql"): a page that touches one it did not
@@ -96,6 +113,11 @@ class User(UserMixin, TimestampMixin, Model):
     @property
     def is_admin(self) -> bool:
         return self.has_role(ADMIN)
+
+    @property
+    def shown_name(self) -> str:
+        """The display name, or the username when there is none."""
+        return self.display_name or self.username
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"

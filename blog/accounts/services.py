@@ -7,24 +7,31 @@ and reports failure as an :class:`AccountError` that views turn into form messag
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import flask_login
 from blinker import Namespace
 from flask import current_app, g
 from flask import session as browser_session
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
+from blog.accounts import tokens
 from blog.accounts.models import LoginAttempt, Role, User, UserSession, lookup_key
-from blog.database import utcnow
+from blog.database import affected_rows, utcnow
 from blog.database_session import transaction
 from blog.errors import ServiceError
 from blog.extensions import db
+from blog.images import delete_image
+from blog.mail.outbox import queue_email
 from blog.security import check_password, check_password_of_nobody, hash_password, hash_rounds
+from blog.urls import site_url
 
 _signals = Namespace()
 #: Sent inside the registration transaction, after the user has an id, as
@@ -115,8 +122,10 @@ _DUPLICATE_MESSAGES = {
 }
 
 
-def create_user(username: str, email: str, password: str, roles: tuple[str, ...] = ()) -> User:
-    """Create a member (with ``roles``) in one transaction and announce it.
+def create_user(username: str, email: str, password: str, roles: tuple[str, ...] = (), *,
+                verify: bool = False) -> User:
+    """Create a member (with ``roles``) in one transaction and announce it; ``verify`` also
+    mails them a link to confirm their address (registration through the site).
 
     The user is flushed to get its id, then :data:`user_registered` is sent inside the same
     transaction so listeners' rows commit, or roll back, with the user.
@@ -136,10 +145,212 @@ def create_user(username: str, email: str, password: str, roles: tuple[str, ...]
             session.add(user)
             session.flush()
             user_registered.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+            if verify:
+                _queue_verification(user)
     except IntegrityError as error:
         field = "email" if "email" in str(error.orig) else "username"
         raise DuplicateAccount(_DUPLICATE_MESSAGES[field], field) from error
     return user
+
+
+def register_member(username: str, email: str, password: str) -> User | None:
+    """Registration through the site: the new member (mailed a link to confirm their
+    address), or None when the address already has an account.
+
+    A taken address is not reported to whoever is registering (that would tell anyone which
+    addresses have accounts here); its owner is mailed instead, with a way to log in or reset
+    the password. A taken username is reported (usernames are public on profiles anyway).
+    """
+    if _duplicate_field(username, email) == "email":
+        _tell_owner_of_attempt(email)
+        return None
+    try:
+        return create_user(username, email, password, verify=True)
+    except DuplicateAccount as error:
+        if error.field != "email":
+            raise
+        _tell_owner_of_attempt(email)  # a concurrent registration took it meanwhile
+        return None
+
+
+def _tell_owner_of_attempt(email: str) -> None:
+    owner = db.session.scalar(select(User).where(User.email_key == lookup_key(email)))
+    if owner is None:
+        return
+    with transaction():
+        queue_email("registration_attempt", owner.email,
+                    f"Someone tried to register with your address at {current_app.config['SITE_NAME']}",
+                    "registration_attempt", user=owner)
+
+
+# --- links by email: verification, password reset, address change -------------------------
+
+#: What a link that no longer works says, whatever the reason (expired, used, tampered).
+INVALID_LINK = "This link has expired or has already been used. Please ask for a new one."
+
+
+def _queue_verification(user: User) -> None:
+    link = site_url("auth.verify_email", token=tokens.make(tokens.VERIFY, user.id, user.email_key))
+    queue_email("verify_email", user.email,
+                f"Confirm your email address for {current_app.config['SITE_NAME']}",
+                "verify_email", user=user, link=link)
+
+
+def send_verification(user: User) -> None:
+    """Mail ``user`` a new link to confirm their address."""
+    with transaction():
+        _queue_verification(user)
+
+
+def verify_email(token: str) -> User | None:
+    """Mark the address a verification link was sent to as confirmed; the member, or None
+    when the link is bad, expired, or for an address the member no longer has."""
+    values = tokens.read(tokens.VERIFY, token)
+    user = _user_of(values, 2)
+    if user is None or values is None or user.email_key != values[1]:
+        return None
+    if user.email_verified_at is None:
+        with transaction():
+            user.email_verified_at = utcnow()
+    return user
+
+
+def _user_of(values: list[Any] | None, length: int) -> User | None:
+    """The active member a token's first value names."""
+    if values is None or len(values) != length or not isinstance(values[0], int):
+        return None
+    user = db.session.get(User, values[0])
+    return user if user is not None and user.active else None
+
+
+def request_password_reset(email: str) -> None:
+    """Mail a reset link to the active member with ``email``, if there is one. The caller
+    answers the same either way, so nobody learns whether an address has an account."""
+    user = db.session.scalar(select(User).where(User.email_key == lookup_key(email)))
+    if user is None or not user.active:
+        return
+    token = tokens.make(tokens.RESET, user.id, tokens.fingerprint(user.password_hash))
+    with transaction():
+        queue_email("password_reset", user.email, "Reset your password", "password_reset",
+                    user=user, link=site_url("auth.reset_password", token=token),
+                    minutes=max(1, current_app.config["PASSWORD_RESET_MAX_AGE"] // 60))
+
+
+def user_for_reset(token: str) -> User | None:
+    """The member a reset link is for, while it still works: unexpired, and the password
+    unchanged since it was sent (so it works once)."""
+    values = tokens.read(tokens.RESET, token)
+    user = _user_of(values, 2)
+    if user is None or values is None or not isinstance(values[1], str):
+        return None
+    if not hmac.compare_digest(tokens.fingerprint(user.password_hash), values[1]):
+        return None
+    return user
+
+
+def reset_password(token: str, new_password: str, *, ip_address: str = "",
+                   user_agent: str = "") -> User:
+    """Set a new password from a reset link: every login of the member ends, this browser
+    is logged in afresh, and they are mailed that the password changed. Raises AccountError
+    (:data:`INVALID_LINK`) when the link no longer works."""
+    user = user_for_reset(token)
+    if user is None:
+        raise AccountError(INVALID_LINK)
+    old_hash, new_hash = user.password_hash, hash_password(new_password)
+    with transaction() as session:
+        # Conditional: of two tabs using one link, only the first changes the password.
+        changed = affected_rows(session.execute(
+            update(User).where(User.id == user.id, User.password_hash == old_hash)
+            .values(password_hash=new_hash, updated_at=utcnow(),
+                    # Following the link proved the inbox is theirs.
+                    email_verified_at=func.coalesce(User.email_verified_at, utcnow()))
+            .execution_options(synchronize_session=False)))
+        if not changed:
+            raise AccountError(INVALID_LINK)
+        end_all_sessions(user)
+        _clear_attempts(f"user:{user.id}")
+        _queue_password_changed(user)
+    session.refresh(user)
+    log_in(user, ip_address=ip_address, user_agent=user_agent)
+    return user
+
+
+def _queue_password_changed(user: User) -> None:
+    queue_email("password_changed", user.email, "Your password was changed", "password_changed",
+                user=user, reset=site_url("auth.reset_request"))
+
+
+def request_email_change(user: User, new_email: str) -> None:
+    """Mail a confirmation link to ``new_email`` (the address changes only when it is
+    followed) and a notice to the current address. Nothing is sent when another account
+    has that address, and the caller answers the same: that is not ours to reveal."""
+    new_email = new_email.strip()
+    if lookup_key(new_email) == user.email_key:
+        raise AccountError("That is already your address.", "email")
+    taken = db.session.scalar(select(User.id).where(User.email_key == lookup_key(new_email)))
+    if taken is not None:
+        return
+    token = tokens.make(tokens.EMAIL_CHANGE, user.id, user.email_key, new_email)
+    with transaction():
+        queue_email("email_change", new_email, "Confirm your new email address", "email_change",
+                    user=user, new_email=new_email, link=site_url("auth.confirm_email", token=token))
+        queue_email("email_change_notice", user.email, "A change of your email address was asked for",
+                    "email_change_notice", user=user, new_email=new_email,
+                    reset=site_url("auth.reset_request"))
+
+
+def confirm_email_change(token: str) -> User:
+    """Make the address a change link was sent to the member's (confirmed, since they
+    followed the link). Raises AccountError when the link no longer works or another
+    account took the address meanwhile."""
+    values = tokens.read(tokens.EMAIL_CHANGE, token)
+    user = _user_of(values, 3)
+    if user is None or values is None or user.email_key != values[1] or not isinstance(values[2], str):
+        raise AccountError(INVALID_LINK)
+    try:
+        with transaction():
+            user.email = values[2]
+            user.email_verified_at = utcnow()
+    except IntegrityError as error:
+        raise AccountError("Another account uses that address now.", "email") from error
+    return user
+
+
+# --- the profile -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    """What the profile form gives. ``avatar``: a newly stored image name (saved by the view
+    through :mod:`blog.images` before calling), or None to keep the current one."""
+
+    display_name: str
+    bio: str
+    website: str
+    notify_comments: bool
+    avatar: str | None = None
+    remove_avatar: bool = False
+
+
+def update_profile(user: User, changes: ProfileChanges) -> None:
+    """Save the profile. An avatar replaced or removed has its files deleted once the change
+    has committed; a new one whose save fails is deleted instead."""
+    old_avatar = user.avatar
+    try:
+        with transaction():
+            user.display_name = changes.display_name.strip()
+            user.bio = changes.bio.strip()
+            user.website = changes.website.strip()
+            user.notify_comments = changes.notify_comments
+            if changes.avatar:
+                user.avatar = changes.avatar
+            elif changes.remove_avatar:
+                user.avatar = None
+    except BaseException:
+        delete_image(changes.avatar)
+        raise
+    if old_avatar and old_avatar != user.avatar:
+        delete_image(old_avatar)
 
 
 # --- login and logout ----------------------------------------------------------------------
@@ -316,6 +527,7 @@ def change_password(user: User, current_password: str, new_password: str, *,
         user.password_hash = new_hash
         _clear_attempts(account_key)
         end_all_sessions(user)
+        _queue_password_changed(user)
     log_in(user, remember=bool(remember), ip_address=ip_address, user_agent=user_agent)
 
 

@@ -23,6 +23,7 @@ from blog.database_session import paginate as paginate_by
 from blog.database_session import transaction, unique_slug
 from blog.errors import ServiceError
 from blog.extensions import db
+from blog.mail.outbox import queue_email
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.posts.rendering import excerpt_of, render_markdown
 from blog.text import slugify, xml_safe
@@ -316,7 +317,20 @@ def add_comment(post: Post, author: User, body: str) -> Comment:
         comment = Comment(post_id=post.id, author_id=author.id, body=body)
         session.add(comment)
         session.flush()
+        _tell_post_author(post, comment, author)
     return comment
+
+
+def _tell_post_author(post: Post, comment: Comment, commenter: User) -> None:
+    """Mail the post's author about a comment by someone else, unless they switched it off
+    (in the comment's transaction: no mail for a comment that did not commit)."""
+    if post.author_id == commenter.id:
+        return
+    author = db.session.get(User, post.author_id)
+    if author is None or not author.active or not author.notify_comments:
+        return
+    queue_email("new_comment", author.email, f"{commenter.shown_name} commented on “{post.title}”",
+                "new_comment", user=author, post=post, comment=comment, commenter=commenter)
 
 
 def get_comment(comment_id: int) -> Comment | None:

@@ -11,6 +11,7 @@ from blog.accounts.models import LoginAttempt, User, UserSession
 from blog.extensions import db
 from tests.accounts.conftest import field_errors, is_logged_in, register
 from tests.conftest import PASSWORD, csrf_token
+from tests.mail.conftest import bodies, eml_files
 
 # --- registration ------------------------------------------------------------------------
 
@@ -55,10 +56,21 @@ def test_username_unique_without_regard_to_case(client, make_user, username):
     assert "That username is taken." in field_errors(response)
 
 
-def test_email_unique_without_regard_to_case(client, make_user):
+def test_a_taken_email_is_not_revealed_its_owner_is_mailed(client, make_user, app, outbox):
+    """Unique without regard to case, and the registering person is only told to check the
+    inbox (a new member is told that too): whoever owns the address hears of it."""
     make_user("alice", email="alice@example.com")
     response = register(client, username="alice2", email="ALICE@Example.COM")
-    assert "An account with that email already exists." in field_errors(response)
+    assert response.status_code == 302 and response.headers["Location"] == "/auth/login"
+    page = client.get("/auth/login").get_data(as_text=True)
+    assert "We have sent a message to ALICE@Example.COM: check your inbox" in page
+    assert "already" not in page and not is_logged_in(client)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 1
+    [note] = eml_files(outbox)
+    assert note["To"] == "alice@example.com"
+    assert note["Subject"] == "Someone tried to register with your address at Inkwell"
+    assert "/auth/reset" in bodies(note)[0]
 
 
 def test_race_lost_to_unique_constraint_is_a_form_error(client, make_user, monkeypatch, app):
@@ -70,7 +82,7 @@ def test_race_lost_to_unique_constraint_is_a_form_error(client, make_user, monke
     assert response.status_code == 200
     assert "That username is taken." in field_errors(response)
     response = register(client, username="carol", email="ALICE@example.com")
-    assert "An account with that email already exists." in field_errors(response)
+    assert response.status_code == 302 and not is_logged_in(client)  # "check your inbox"
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User)) == 1
 
