@@ -27,11 +27,13 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 from flask import Flask, Request
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.datastructures import ImmutableMultiDict
 
 from blog.accounts import tokens
 from blog.database_session import transaction
 from blog.extensions import db
+from blog.mail.models import EmailMessage
 from blog.posts import services as posts
 from blog.shop.models import FixedAmountDiscount
 from tests.conftest import AuthActions, ShopActions, create_product, create_shipping, csrf_token, undone
@@ -195,8 +197,10 @@ def site(app: Flask, make_user: Callable[..., Any]) -> dict[str, Any]:
         with transaction() as session:
             discount = FixedAmountDiscount(code="FIVE", amount=Decimal("5.00"), active=True)
             session.add(discount)
+        # alice's comment told root by email: the outbox has a message.
+        message_id = db.session.scalars(select(EmailMessage.id)).first()
         ids = {"post_id": post.id, "comment_id": comment.id, "method_id": method.id,
-               "discount_id": discount.id, "user_id": alice.id}
+               "discount_id": discount.id, "user_id": alice.id, "message_id": message_id}
     return {"post": post.slug, "token": token, **ids}
 
 

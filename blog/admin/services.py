@@ -26,6 +26,8 @@ from blog.database import contains_pattern
 from blog.database_session import transaction
 from blog.errors import ServiceError
 from blog.extensions import db
+from blog.mail import outbox
+from blog.mail.models import EmailMessage, EmailStatus
 from blog.posts.models import Comment, Post
 from blog.shop import orders
 from blog.shop.errors import ShopError
@@ -267,7 +269,8 @@ def save_shipping(method: ShippingMethod | None, values: ShippingValues) -> Ship
 
 # --- the audit trail -------------------------------------------------------------------------
 
-ENTITY_TYPES = ("order", "product", "variant", "user", "comment", "post", "discount", "shipping")
+ENTITY_TYPES = ("order", "product", "variant", "user", "comment", "post", "discount", "shipping",
+                "email")
 
 
 def audit_events(entity_type: str = "") -> Select[Any]:
@@ -275,3 +278,41 @@ def audit_events(entity_type: str = "") -> Select[Any]:
     if entity_type:
         stmt = stmt.where(AuditEvent.entity_type == entity_type)
     return stmt
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+def email_list(status: str = "", q: str = "") -> Select[Any]:
+    """Outbox messages, newest first, optionally of one status and to a matching address."""
+    stmt = select(EmailMessage).order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc())
+    if status:
+        stmt = stmt.where(EmailMessage.status == status)
+    if q.strip():
+        stmt = stmt.where(EmailMessage.recipient.ilike(contains_pattern(q), escape="\\"))
+    return stmt
+
+
+def email_counts() -> dict[str, int]:
+    """How many messages wait (queued or being sent) and how many failed, for the dashboard."""
+    rows = db.session.execute(
+        select(EmailMessage.status, func.count()).where(EmailMessage.status.in_(
+            (EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.FAILED)))
+        .group_by(EmailMessage.status)).all()
+    counts = dict(rows)
+    return {"waiting": counts.get(EmailStatus.QUEUED, 0) + counts.get(EmailStatus.SENDING, 0),
+            "failed": counts.get(EmailStatus.FAILED, 0)}
+
+
+def resend_email(message: EmailMessage) -> EmailMessage:
+    """Send a message again (see :func:`blog.mail.outbox.resend`), audited; returns the
+    message that will go (a copy when it had been sent)."""
+    if message.status == EmailStatus.SENDING:
+        raise AdminError("A worker is sending this message right now; look again in a minute.")
+    before = message.status
+    with transaction():
+        sent = outbox.resend(message)
+        record("email", message.id, "resend", {"status": [before, EmailStatus.QUEUED]},
+                     note=f"{message.kind} to {message.recipient}"
+                          + (f" as message {sent.id}" if sent.id != message.id else ""))
+    return sent

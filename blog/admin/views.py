@@ -21,6 +21,7 @@ from blog.admin.forms import DiscountForm, OrderStatusForm, ProductForm, Shippin
 from blog.database_session import paginate
 from blog.extensions import db
 from blog.forms import ButtonForm, id_arg, show_error
+from blog.mail.models import EmailMessage, EmailStatus
 from blog.posts.models import Comment, Post
 from blog.security import role_required
 from blog.shop import orders
@@ -70,7 +71,7 @@ def dashboard() -> str:
         scale=reports.value_scale(max((d.revenue for d in days), default=ZERO)),
         by_status=reports.orders_by_status(), top=reports.top_products(10),
         low_stock=reports.low_stock(10), members=reports.newest_members(5),
-        comments=reports.newest_comments(5),
+        comments=reports.newest_comments(5), emails=services.email_counts(),
     )
 
 
@@ -261,3 +262,53 @@ def audit() -> str:
     page = paginate(services.audit_events(entity), PER_PAGE)
     return render_template("admin/audit.html", page=page, entity=entity,
                            entity_types=services.ENTITY_TYPES)
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+@bp.route("/emails")
+def email_list() -> str:
+    status, q = _choice("status", EmailStatus.ALL), _search()
+    page = paginate(services.email_list(status, q), PER_PAGE)
+    return render_template("admin/emails.html", page=page, status=status, q=q,
+                           statuses=EmailStatus.ALL)
+
+
+@bp.route("/emails/<id:message_id>")
+def email(message_id: int) -> str:
+    return render_template("admin/email.html", message=_get_or_404(EmailMessage, message_id),
+                           form=ButtonForm(formdata=None))
+
+
+#: The HTML part of a message is shown in a sandboxed frame of its own, never inside the admin
+#: page: it carries text members wrote (a comment, a name), and the sandbox (no scripts, no
+#: forms, an opaque origin) with a policy allowing nothing but inline styles and the site's
+#: own images keeps anything in it from acting in the admin's session.
+EMAIL_PREVIEW_POLICY = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+
+
+@bp.route("/emails/<id:message_id>/html")
+def email_html(message_id: int) -> Response:
+    message = _get_or_404(EmailMessage, message_id)
+    response = current_app.response_class(message.html_body or "<p>(No HTML part.)</p>",
+                                          mimetype="text/html")
+    response.headers["Content-Security-Policy"] = EMAIL_PREVIEW_POLICY
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+@bp.route("/emails/<id:message_id>/resend", methods=["POST"])
+def resend_email(message_id: int) -> Response:
+    message = _get_or_404(EmailMessage, message_id)
+    if ButtonForm().validate_on_submit():
+        try:
+            sent = services.resend_email(message)
+        except services.AdminError as error:
+            flash(error.message, "error")
+        else:
+            flash(f"The message to {message.recipient} is queued again." if sent.id == message.id
+                  else f"A copy of the message to {message.recipient} is queued.", "success")
+            return redirect(url_for("admin.email", message_id=sent.id))
+    return redirect(url_for("admin.email", message_id=message.id))

@@ -216,7 +216,7 @@ def test_dashboard_page_and_its_statement_count(app: Flask, client: Any, auth: A
         shop.checkout(placed["post"])
     auth.logout()
     auth.login("root")
-    assert page_statements(client, "/admin/").count == first == 7  # user + six aggregates
+    assert page_statements(client, "/admin/").count == first == 8  # user + six aggregates + emails
 
 
 @pytest.mark.parametrize(("peak", "scale"), [

@@ -77,11 +77,15 @@ class Site:
     product_id: int = 0
     order_number: str = ""
     member_order_number: str = ""
+    message_id: int = 0
+    reset_token: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def fill_site(app: Flask, site: Site) -> None:
     """Demo data plus the stress post, committed for the server thread to see."""
+    from blog.accounts import tokens
+    from blog.mail.models import EmailMessage
     from blog.posts import services as posts
     from blog.seed import SeedSizes, seed_site
     from blog.shop.models import Order, Product
@@ -106,6 +110,10 @@ def fill_site(app: Flask, site: Site) -> None:
         db.session.execute(update(Order).where(Order.id == order.id).values(user_id=reader.id))
         db.session.commit()
         site.member_order_number = order.number
+        # The admin's comment told the reader by email: a message for the outbox pages.
+        site.message_id = db.session.scalars(select(EmailMessage.id).order_by(EmailMessage.id)).first() or 0
+        assert site.message_id
+        site.reset_token = tokens.make(tokens.RESET, reader.id, tokens.fingerprint(reader.password_hash))
 
 
 @pytest.fixture(scope="session")
