@@ -37,8 +37,13 @@ db-upgrade: install instance/config.py
 # Plain http on localhost, so the session cookie may not be marked Secure here.
 # `flask seed --if-empty` fills an empty database with a small demo site (so only on the
 # first run), and at every start prints the demo logins that still work.
+# The job worker (mail delivery) runs beside the web server. A background job of a recipe's
+# shell ignores Ctrl-C, so the trap stops it (gracefully, with SIGINT) when the server stops.
 run: db-upgrade
 	$(BIN)/flask seed --if-empty
+	@$(BIN)/flask worker & worker=$$!; \
+	trap 'kill -INT $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
 	FLASK_SESSION_COOKIE_SECURE=false $(BIN)/flask run --host $(HOST) --port $(PORT)
 
 # ruff (style, imports, likely bugs) and mypy (types of blog/); configured in pyproject.toml.

@@ -91,7 +91,8 @@ def job(**options: Any) -> Callable[[Callable[P, R]], TaskWrapper]:
             with app.app_context():
                 return func(*args, **kwargs)
 
-        return huey.task(name=f"{func.__module__}.{func.__name__}", **options)(in_app)
+        # Huey names the task after the wrapped function's module and name.
+        return huey.task(**options)(in_app)
 
     return decorator
 
@@ -107,8 +108,7 @@ def periodic(schedule: Callable[[Any], bool], **options: Any) -> Callable[[Calla
             with _app.app_context():
                 return func()
 
-        return huey.periodic_task(schedule, name=f"{func.__module__}.{func.__name__}",
-                                  **options)(in_app)
+        return huey.periodic_task(schedule, **options)(in_app)
 
     return decorator
 
