@@ -39,9 +39,11 @@ db-upgrade: install instance/config.py
 # first run), and at every start prints the demo logins that still work.
 # The job worker (mail delivery) runs beside the web server. A background job of a recipe's
 # shell ignores Ctrl-C, so the trap stops it (gracefully, with SIGINT) when the server stops.
+# Links in mail point at the address served here, unless SITE_URL says otherwise.
 run: db-upgrade
 	$(BIN)/flask seed --if-empty
-	@$(BIN)/flask worker & worker=$$!; \
+	@export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
+	$(BIN)/flask worker & worker=$$!; \
 	trap 'kill -INT $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
 	trap 'exit 130' INT TERM; \
 	FLASK_SESSION_COOKIE_SECURE=false $(BIN)/flask run --host $(HOST) --port $(PORT)
