@@ -5,6 +5,7 @@ retried until it goes, and two workers handed the same messages deliver each exa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from blog.database_session import transaction
 from blog.extensions import db
 from blog.mail import delivery
 from blog.mail.models import EmailMessage
-from tests.conftest import PASSWORD, AuthActions, ShopActions, create_product, create_shipping
+from tests.conftest import PASSWORD, AuthActions, ShopActions, create_product, create_shipping, csrf_token
 from tests.mail.conftest import SMTPServer, outbox_rows, smtp_config
 from tests.mail.test_outbox import _queue_plain
 from tests.test_redis_down import REDIS_SERVER, RedisServer
@@ -150,3 +151,29 @@ def test_two_workers_deliver_each_message_once(committed_app: Flask, smtp: SMTPS
     with app.app_context():
         rows = db.session.execute(select(EmailMessage.status, EmailMessage.attempts)).all()
     assert [tuple(row) for row in rows] == [("sent", 1)] * 12
+
+
+def test_the_reset_journey_through_the_pages_and_a_worker(committed_app: Flask, smtp: SMTPServer,
+                                                          start_worker: Any) -> None:
+    """Register, log out, ask for a reset on the page, get the link by SMTP from the worker,
+    follow it, set a password, log in with it."""
+    start_worker()
+    client = committed_app.test_client()
+    data = {"csrf_token": csrf_token(client, "/auth/register"), "username": "newbie",
+            "email": "newbie@example.com", "password": PASSWORD, "confirm": PASSWORD}
+    assert client.post("/auth/register", data=data).status_code == 302
+    AuthActions(client).logout()
+    assert client.post("/auth/reset", data={"csrf_token": csrf_token(client, "/auth/reset"),
+                                            "email": "newbie@example.com"}).status_code == 302
+    verify, reset = smtp.wait_for(2)
+    assert verify["Subject"].startswith("Confirm your email address")
+    assert reset["Subject"] == "Reset your password"
+    link = re.search(r"https://ink\.example(/auth/reset/\S+)", reset.get_body(("plain",)).get_content())
+    assert link
+    new_password = "a quiet lighthouse at dusk"
+    response = client.post(link.group(1), data={"csrf_token": csrf_token(client, link.group(1)),
+                                                 "new_password": new_password, "confirm": new_password})
+    assert response.status_code == 302
+    AuthActions(client).logout()
+    assert AuthActions(client).login("newbie", new_password).status_code == 302
+    assert smtp.wait_for(3)[2]["Subject"] == "Your password was changed"
