@@ -22,7 +22,7 @@ from flask_login import user_logged_in
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from blog import jobs, urls
+from blog import jobs, timezone, urls
 from blog.config import (
     WEAK_SECRETS,
     DefaultConfig,
@@ -99,9 +99,9 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     config.setdefault("REMEMBER_COOKIE_SECURE", config["SESSION_COOKIE_SECURE"])
     _check_secret_key(app)
     _check_shop_settings(app)
-    problem = urls.check_site_url(app)
-    if problem:
-        raise ConfigurationError(problem)
+    for problem in (urls.check_site_url(app), timezone.check_site_timezone(app)):
+        if problem:
+            raise ConfigurationError(problem)
     app.config["SITE_URL"] = app.config["SITE_URL"].rstrip("/")
 
 
@@ -168,6 +168,7 @@ def register_extensions(app: Flask) -> None:
     # Every module with jobs is imported here, so a worker knows each job it may be handed.
     import blog.mail.delivery  # noqa: F401
     urls.register(app)
+    timezone.register(app)
 
 
 def register_blueprints(app: Flask) -> None:

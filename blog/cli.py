@@ -17,7 +17,8 @@ from blog import jobs
 from blog import seed as seeding
 from blog.accounts import services as accounts
 from blog.accounts.forms import RegisterForm
-from blog.accounts.models import ADMIN
+from blog.accounts.models import ADMIN, ROLES
+from blog.admin import services as admin_services
 from blog.posts import services as posts
 from blog.shop import catalog_io
 
@@ -161,6 +162,32 @@ def rerender_posts_command() -> None:
     click.echo(f"Re-rendered {changed} post{'' if changed == 1 else 's'} whose HTML changed.")
 
 
+def _role_command(grant: bool) -> click.Command:
+    verb = "grant" if grant else "revoke"
+
+    @click.command(f"{verb}-role")
+    @click.argument("username")
+    @click.argument("role", type=click.Choice(ROLES))
+    @with_appcontext
+    def command(username: str, role: str) -> None:
+        member = accounts.get_user_by_username(username)
+        if member is None:
+            raise click.ClickException(f"There is no member called {username!r}.")
+        try:
+            admin_services.set_role(member, role, grant)
+        except admin_services.AdminError as error:
+            raise click.ClickException(error.message) from error
+        click.echo(f"{member.username} {'now holds' if grant else 'no longer holds'} the {role} role.")
+
+    command.help = (f"{verb.capitalize()} ROLE (author, editor or admin) {'to' if grant else 'from'} "
+                    "the member USERNAME; audited like the admin page.")
+    return command
+
+
+grant_role = _role_command(grant=True)
+revoke_role = _role_command(grant=False)
+
+
 @click.command("worker")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Threads running jobs (default: JOBS_WORKERS).")
@@ -193,3 +220,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(rerender_posts_command)
     app.cli.add_command(worker_command)
+    app.cli.add_command(grant_role)
+    app.cli.add_command(revoke_role)

@@ -109,6 +109,8 @@ class DefaultConfig:
     #: The site's public address: every link in an email or feed starts with it (never with
     #: the Host header a request carries). Set it in production: https://example.com.
     SITE_URL = "http://127.0.0.1:5000"
+    #: The zone in which times are shown and typed (a scheduled post's time, say).
+    SITE_TIMEZONE = "UTC"
 
     # Mail (blog/mail): every message is an outbox row first, delivered by `flask worker`.
     #: SMTP server; None writes each message as an .eml file into MAIL_OUTBOX_FOLDER instead.

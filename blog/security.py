@@ -191,22 +191,57 @@ def _for_a_member() -> bool:
 # --- access decisions ----------------------------------------------------------------------
 
 
-def role_required(name: str) -> Callable[[F], F]:
-    """Let members holding role ``name`` through; anonymous visitors go to the login page,
-    other members get 403."""
+# What each role may do, decided here and nowhere else (DESIGN.md, "Roles"). Every member is
+# a reader: comments, likes, follows, buys. The checks take the member (or the anonymous
+# user), so templates ask the same questions as views (template globals in blog.posts.views).
+
+#: Roles that may write and publish their own posts (and upload their pictures).
+WRITER_ROLES = ("author", "editor", "admin")
+#: Roles that may edit, publish, unpublish and delete anyone's posts and moderate comments.
+EDITOR_ROLES = ("editor", "admin")
+
+
+def can_write(user: Any) -> bool:
+    """Whether ``user`` may write posts: an author, editor or admin."""
+    return bool(user.is_authenticated and user.has_any_role(*WRITER_ROLES))
+
+
+def can_edit_any_post(user: Any) -> bool:
+    """Whether ``user`` may edit, publish, unpublish or delete anyone's posts and moderate
+    comments: an editor or admin."""
+    return bool(user.is_authenticated and user.has_any_role(*EDITOR_ROLES))
+
+
+def can_edit_post(user: Any, author_id: int | None) -> bool:
+    """Whether ``user`` may edit the post written by ``author_id``: their own as a writer,
+    anyone's as an editor."""
+    if can_edit_any_post(user):
+        return True
+    return can_write(user) and user.id == author_id
+
+
+def capability_required(check: Callable[[Any], bool]) -> Callable[[F], F]:
+    """Let members for whom ``check(member)`` holds through; anonymous visitors go to the
+    login page, other members get 403."""
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
-            if not current_user.has_role(name):
+            if not check(current_user):
                 abort(403)
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def role_required(name: str) -> Callable[[F], F]:
+    """Let members holding role ``name`` through; anonymous visitors go to the login page,
+    other members get 403."""
+    return capability_required(lambda user: user.has_role(name))
 
 
 def can_manage(owner_id: int | None) -> bool:
@@ -216,17 +251,23 @@ def can_manage(owner_id: int | None) -> bool:
     return current_user.id == owner_id or current_user.is_admin
 
 
-def require_owner(owner_id: int | None, *, conceal: bool = False) -> None:
-    """Stop the request unless the current user owns the thing or is an admin.
+def require(allowed: bool, *, conceal: bool = False) -> None:
+    """Stop the request unless ``allowed``: the one place that decides 403 against 404.
 
-    The one place that decides 403 against 404: ``conceal=True`` for things whose very
-    existence is private (someone's order, an unpublished draft) answers 404 to everyone
-    else; otherwise anonymous visitors are sent to log in and other members get 403.
+    ``conceal=True`` for things whose very existence is private (someone's order, an
+    unpublished draft) answers 404 to everyone; otherwise anonymous visitors are sent to log
+    in and members get 403.
     """
-    if can_manage(owner_id):
+    if allowed:
         return
     if conceal:
         abort(404)
     if not current_user.is_authenticated:
         abort(login_manager.unauthorized())
     abort(403)
+
+
+def require_owner(owner_id: int | None, *, conceal: bool = False) -> None:
+    """Stop the request unless the current user owns the thing or is an admin (see
+    :func:`require`)."""
+    require(can_manage(owner_id), conceal=conceal)

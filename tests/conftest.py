@@ -229,13 +229,14 @@ def auth(client: FlaskClient) -> AuthActions:
 
 @pytest.fixture
 def make_user(app: Flask) -> Callable[..., User]:
-    """Factory: ``make_user("bob", admin=True)`` creates a member through the service."""
+    """Factory: ``make_user("bob", admin=True)`` or ``make_user("bob", roles=("editor",))``
+    creates a member through the service (a reader, unless given roles)."""
 
     def factory(username: str = "alice", email: str | None = None, password: str = PASSWORD,
-                *, admin: bool = False, active: bool = True) -> User:
+                *, admin: bool = False, active: bool = True, roles: tuple[str, ...] = ()) -> User:
         with app.app_context():
             user = accounts.create_user(username, email or f"{username}@example.com", password,
-                                        roles=(ADMIN,) if admin else ())
+                                        roles=tuple(roles) + ((ADMIN,) if admin else ()))
             if not active:
                 accounts.set_active(user, False)
             return user

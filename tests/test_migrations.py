@@ -67,7 +67,8 @@ def test_upgrade_builds_the_schema_with_no_drift(fresh_app):
 def test_admin_role_exists_but_no_admin_account(fresh_app):
     with fresh_app.app_context():
         flask_migrate.upgrade()
-        assert db.session.scalars(select(Role.name)).all() == ["admin"]
+        roles = db.session.scalars(select(Role.name).order_by(Role.name)).all()
+        assert roles == ["admin", "author", "editor"]
         assert db.session.scalars(select(User)).all() == []
 
 
@@ -85,3 +86,26 @@ def test_every_model_table_comes_from_a_migration(fresh_app):
     with fresh_app.app_context():
         flask_migrate.upgrade()
     assert set(db.metadata.tables) <= table_names(fresh_app)
+
+
+def test_members_who_wrote_become_authors(fresh_app):
+    """0009_roles: until then any member could write; those who did keep the right, the
+    others become plain readers."""
+    now = "2026-01-01 00:00:00"
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision="0008_profiles")
+        with db.engine.begin() as connection:
+            for name in ("writer", "lurker"):
+                connection.execute(text(
+                    "INSERT INTO users (username, username_key, email, email_key, password_hash, active,"
+                    " created_at, updated_at) VALUES (:n, :n, :e, :e, 'x', :t, :now, :now)"),
+                    {"n": name, "e": f"{name}@example.com", "t": True, "now": now})
+            connection.execute(text(
+                "INSERT INTO posts (title, slug, body, body_html, excerpt, published, author_id,"
+                " created_at, updated_at) SELECT 'Hi', 'hi', 'b', '<p>b</p>', 'b', :t, id, :now, :now"
+                " FROM users WHERE username = 'writer'"), {"t": True, "now": now})
+        flask_migrate.upgrade()
+        holders = db.session.execute(
+            select(User.username, Role.name).join(User.roles).order_by(User.username)).all()
+        assert [tuple(row) for row in holders] == [("writer", "author")]
+        assert db.session.execute(text("SELECT members_only FROM posts")).scalar_one() in (False, 0)

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from blog.database import TimestampMixin, utcnow
 from blog.extensions import Model, db
 
+#: The roles a member may hold besides being a reader (every member is one; no row needed):
+#: authors write and publish their own posts, editors anyone's (and moderate comments),
+#: admins everything. Capabilities are decided in blog.security.
+AUTHOR = "author"
+EDITOR = "editor"
 ADMIN = "admin"
+ROLES = (AUTHOR, EDITOR, ADMIN)
 
 DISPLAY_NAME_MAX = 60
 BIO_MAX = 500
@@ -32,7 +38,8 @@ user_roles = Table(
 
 
 class Role(Model):
-    """A named capability set; ``admin`` is created by the first migration."""
+    """A named capability set: ``admin`` (made by the first migration), ``author`` and
+    ``editor`` (by 0009_roles)."""
 
     __tablename__ = "roles"
 
@@ -109,6 +116,10 @@ class User(UserMixin, TimestampMixin, Model):
     def has_role(self, name: str) -> bool:
         """Whether the member holds the role called ``name``."""
         return any(role.name == name for role in self.roles)
+
+    def has_any_role(self, *names: str) -> bool:
+        """Whether the member holds at least one of the roles ``names``."""
+        return any(role.name in names for role in self.roles)
 
     @property
     def is_admin(self) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from blog.accounts import services as accounts
-from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
+from blog.accounts.models import ADMIN, ROLES, Role, User, lookup_key, user_roles
 from blog.admin.audit import diff, record
 from blog.admin.models import AuditEvent
 from blog.database import contains_pattern
@@ -93,7 +93,7 @@ def _locked_admin_role(session: Session) -> Role:
     return role
 
 
-def _is_admin(session: Session, member: User, role: Role) -> bool:
+def _holds(session: Session, member: User, role: Role) -> bool:
     return bool(session.scalar(select(func.count()).select_from(user_roles).where(
         user_roles.c.user_id == member.id, user_roles.c.role_id == role.id)))
 
@@ -106,28 +106,42 @@ def _refuse_last_admin(session: Session, member: User, role: Role) -> None:
                              .where(user_roles.c.role_id == role.id, User.active.is_(True),
                                     User.id != member.id)).scalar_one()
     if others == 0:
-        if member.id == current_user.id:
+        if current_user and member.id == current_user.id:
             raise AdminError("You are the last admin; make someone else an admin first.")
         raise AdminError(f"{member.username} is the last admin; make someone else an admin first.")
 
 
-def set_admin(member: User, grant: bool) -> None:
-    """Grant or revoke the admin role. The last active admin keeps it, however many admins
-    revoke at once (the role row is locked while the admins are counted)."""
+def set_role(member: User, role_name: str, grant: bool) -> None:
+    """Grant or revoke a role (author, editor or admin), audited. The last active admin keeps
+    the admin role, however many admins revoke at once (the admin role row is locked while
+    the admins are counted)."""
+    if role_name not in ROLES:
+        raise AdminError(f"There is no role {role_name!r}; the roles are {', '.join(ROLES)}.")
     with transaction() as session:
-        role = _locked_admin_role(session)
-        if grant == _is_admin(session, member, role):
+        if role_name == ADMIN:
+            role = _locked_admin_role(session)
+        else:
+            found = session.scalar(select(Role).where(Role.name == role_name))
+            if found is None:  # made by the 0009_roles migration
+                raise AdminError(f"The {role_name} role is missing; run `flask db upgrade`.")
+            role = found
+        if grant == _holds(session, member, role):
             return
         if not grant:
-            if member.active:
+            if role_name == ADMIN and member.active:
                 _refuse_last_admin(session, member, role)
             session.execute(delete(user_roles).where(user_roles.c.user_id == member.id,
                                                      user_roles.c.role_id == role.id))
         else:
             session.execute(user_roles.insert().values(user_id=member.id, role_id=role.id))
-        record("user", member.username, "grant_admin" if grant else "revoke_admin",
-               {"admin": [not grant, grant]})
+        record("user", member.username, f"{'grant' if grant else 'revoke'}_{role_name}",
+               {role_name: [not grant, grant]})
     session.expire(member, ["roles"])
+
+
+def set_admin(member: User, grant: bool) -> None:
+    """Grant or revoke the admin role (see :func:`set_role`)."""
+    set_role(member, ADMIN, grant)
 
 
 def set_member_active(member: User, active: bool) -> None:
@@ -140,7 +154,7 @@ def set_member_active(member: User, active: bool) -> None:
             role = _locked_admin_role(session)
             # Re-read under the lock: another admin may have changed the member meanwhile.
             session.refresh(member, ["active"])
-            if member.active and _is_admin(session, member, role):
+            if member.active and _holds(session, member, role):
                 _refuse_last_admin(session, member, role)
         if member.active == active:
             return

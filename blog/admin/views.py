@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from blog import images
-from blog.accounts.models import ADMIN, User
+from blog.accounts.models import ADMIN, ROLES, User
 from blog.admin import products, reports, services
 from blog.admin.forms import DiscountForm, OrderStatusForm, ProductForm, ShippingForm
 from blog.database_session import paginate
@@ -162,8 +162,9 @@ def user_list() -> str:
 def user_action(user_id: int, action: str) -> Response:
     member = _get_or_404(User, user_id)
     try:
-        if action in ("grant-admin", "revoke-admin"):
-            services.set_admin(member, action == "grant-admin")
+        verb, _, role = action.partition("-")
+        if verb in ("grant", "revoke") and role in ROLES:
+            services.set_role(member, role, verb == "grant")
         elif action in ("activate", "deactivate"):
             services.set_member_active(member, action == "activate")
         else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from wtforms import BooleanField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, ValidationError
+from datetime import datetime
+
+from wtforms import BooleanField, DateTimeLocalField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from blog.forms import SiteForm
 from blog.posts.services import parse_tags
@@ -24,6 +26,9 @@ class PostForm(SiteForm):
                          validators=[DataRequired(), Length(max=100_000)])
     tags = StringField("Tags", filters=[_xml_safe], validators=[Length(max=600)])
     publish = BooleanField("Publish (leave unticked to save a draft)")
+    publish_at = DateTimeLocalField("Publish at (optional)", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+                                    validators=[Optional()])
+    members_only = BooleanField("Members only (visitors see the title and excerpt)")
 
     def validate_tags(self, field: StringField) -> None:
         names = parse_tags(field.data or "")
@@ -32,6 +37,13 @@ class PostForm(SiteForm):
         too_long = [name for name in names if len(name) > 50]
         if too_long:
             raise ValidationError(f"Tags can be at most 50 characters: {too_long[0][:20]}…")
+
+
+    def publish_time(self) -> datetime | None:
+        """The time typed, in the site's zone, as UTC; None when the field is empty."""
+        from blog.timezone import from_site_time
+
+        return from_site_time(self.publish_at.data) if self.publish_at.data else None
 
 
 class CommentForm(SiteForm):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, literal, text
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Text, false, literal, text
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from blog.accounts.models import User
@@ -74,7 +74,12 @@ class Post(TimestampMixin, Model):
     body_html: Mapped[str] = mapped_column(Text)
     excerpt: Mapped[str] = mapped_column(String(320), default="")
     published: Mapped[bool] = mapped_column(default=False)
+    #: When the post becomes visible: a published post whose time is still to come is
+    #: "scheduled", hidden from everyone but its author, editors and admins (decided when
+    #: each query runs, so no job can miss the moment).
     published_at: Mapped[datetime | None] = mapped_column()
+    #: Visitors see the title and excerpt and an invitation to register; members read it all.
+    members_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     #: Bumped by every UPDATE (``version_id_col``): an edit based on an older version fails
     #: instead of silently overwriting a concurrent one.

@@ -8,11 +8,26 @@ subqueries in the same SELECT (``with_expression``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from flask import has_request_context
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Select, Table, and_, delete, exists, false, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 from sqlalchemy.orm.exc import StaleDataError
@@ -26,6 +41,7 @@ from blog.extensions import db
 from blog.mail.outbox import queue_email
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.posts.rendering import excerpt_of, render_markdown
+from blog.security import can_edit_any_post, can_edit_post
 from blog.text import slugify, xml_safe
 
 
@@ -52,7 +68,7 @@ def parse_tags(text: str) -> list[str]:
 
 
 def _viewer_id() -> int | None:
-    return current_user.id if current_user.is_authenticated else None
+    return current_user.id if has_request_context() and current_user.is_authenticated else None
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -77,9 +93,42 @@ def _with_counts(stmt: Select[Any], viewer_id: int | None) -> Select[Any]:
     )
 
 
-def published_posts() -> Select[Any]:
-    """Published posts, newest first, with what a list item shows."""
-    stmt = select(Post).where(Post.published.is_(True)).order_by(
+def _viewer() -> Any:
+    """The logged-in member, or None (no request: a command, a job)."""
+    if has_request_context() and current_user.is_authenticated:
+        return current_user
+    return None
+
+
+def is_public(post: Post, now: datetime | None = None) -> bool:
+    """Whether everyone may see ``post``: published, and its time has come."""
+    return (post.published and post.published_at is not None
+            and post.published_at <= (now or utcnow()))
+
+
+def is_scheduled(post: Post, now: datetime | None = None) -> bool:
+    """Published, but for a time still to come."""
+    return post.published and post.published_at is not None and post.published_at > (now or utcnow())
+
+
+def _listed(public_only: bool) -> ColumnElement[bool]:
+    """Which posts a list shows. Everyone: the published ones whose time has come (decided
+    as the query runs). The viewer's own scheduled posts too, and all scheduled posts for an
+    editor or admin (the templates mark them). Drafts are never listed but on the author's
+    own profile (:func:`posts_by`)."""
+    public = and_(Post.published.is_(True), Post.published_at <= utcnow())
+    viewer = None if public_only else _viewer()
+    if viewer is None:
+        return public
+    if can_edit_any_post(viewer):
+        return Post.published.is_(True)
+    return or_(public, and_(Post.published.is_(True), Post.author_id == viewer.id))
+
+
+def published_posts(*, public_only: bool = False) -> Select[Any]:
+    """Published posts, newest first, with what a list item shows; ``public_only`` for what
+    leaves the site (feeds, the sitemap): never a scheduled post, whoever asks."""
+    stmt = select(Post).where(_listed(public_only)).order_by(
         Post.published_at.desc(), Post.id.desc()
     )
     return _with_counts(stmt, _viewer_id())
@@ -95,9 +144,10 @@ def posts_tagged(tag: Tag) -> Select[Any]:
 
 
 def posts_by(author: User) -> Select[Any]:
-    """An author's posts, newest first; the author and admins also see the drafts (first)."""
+    """An author's posts, newest first; the author, editors and admins also see the drafts
+    (first) and the scheduled ones."""
     viewer = current_user
-    if viewer.is_authenticated and (viewer.id == author.id or viewer.is_admin):
+    if viewer.is_authenticated and can_edit_post(viewer, author.id):
         stmt = select(Post).where(Post.author_id == author.id).order_by(
             Post.published.asc(), Post.published_at.desc(), Post.id.desc())
         return _with_counts(stmt, viewer.id)
@@ -135,7 +185,8 @@ def get_post_for_update(slug: str) -> Post | None:
 
 
 def latest_published(limit: int = 20) -> list[Post]:
-    return list(db.session.scalars(published_posts().limit(limit)))
+    """The newest posts everyone may see (the Atom feed)."""
+    return list(db.session.scalars(published_posts(public_only=True).limit(limit)))
 
 
 def follow_counts(user: User) -> tuple[int, int]:
@@ -189,20 +240,27 @@ class PostContent:
     excerpt: str
     tag_names: list[str]
     publish: bool
+    #: When a published post becomes visible (UTC); None: now, or as it was.
+    publish_at: datetime | None = None
+    members_only: bool = False
 
 
-def prepare_post(title: str, body: str, tags: str, publish: bool) -> PostContent:
+def prepare_post(title: str, body: str, tags: str, publish: bool, *,
+                 publish_at: datetime | None = None, members_only: bool = False) -> PostContent:
     """Render and normalize what a post form gave, outside any transaction. Characters XML
     cannot carry are dropped (they would break the Atom feed); raises BlogError when nothing
-    of the title or body is left."""
+    of the title or body is left, or for a time without "publish"."""
     title, body = xml_safe(title).strip(), xml_safe(body)
     if not title:
         raise BlogError("Give the post a title.", "title")
     if not body.strip():
         raise BlogError("Write the post's text.", "body")
+    if publish_at is not None and not publish:
+        raise BlogError("Tick “Publish” to schedule the post for that time.", "publish_at")
     body_html = render_markdown(body)
     tag_names = parse_tags(xml_safe(tags or ""))  # a form without the field gives None
-    return PostContent(title, body, body_html, excerpt_of(body_html), tag_names, publish)
+    return PostContent(title, body, body_html, excerpt_of(body_html), tag_names, publish,
+                       publish_at, members_only)
 
 
 def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
@@ -213,9 +271,15 @@ def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
     post.body_html = content.body_html
     post.excerpt = content.excerpt
     post.tags = tags
-    if content.publish and not post.published:
-        post.published_at = utcnow()
+    if content.publish:
+        now = utcnow()
+        if content.publish_at is not None:
+            post.published_at = content.publish_at
+        elif not post.published or post.published_at is None or post.published_at > now:
+            # Published now: a draft, or a scheduled post whose time was cleared.
+            post.published_at = now
     post.published = content.publish
+    post.members_only = content.members_only
     # Always an UPDATE of the row, so its version moves even when only the tags changed.
     post.updated_at = utcnow()
 
@@ -252,10 +316,12 @@ def rerender_posts(batch_size: int = 200) -> int:
                     .execution_options(synchronize_session=False)))
 
 
-def create_post(author: User, title: str, body: str, tags: str, publish: bool) -> Post:
-    """Write a new post (a draft unless ``publish``); its slug comes from the title and is
-    made unique with a numeric suffix."""
-    content = prepare_post(title, body, tags, publish)
+def create_post(author: User, title: str, body: str, tags: str, publish: bool, *,
+                publish_at: datetime | None = None, members_only: bool = False) -> Post:
+    """Write a new post (a draft unless ``publish``; scheduled when ``publish_at`` is still
+    to come); its slug comes from the title and is made unique with a numeric suffix."""
+    content = prepare_post(title, body, tags, publish, publish_at=publish_at,
+                           members_only=members_only)
     for attempt in range(3):
         try:
             with transaction() as session:
@@ -273,7 +339,8 @@ def create_post(author: User, title: str, body: str, tags: str, publish: bool) -
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def update_post(post: Post, title: str, body: str, tags: str, publish: bool) -> None:
+def update_post(post: Post, title: str, body: str, tags: str, publish: bool, *,
+                publish_at: datetime | None = None, members_only: bool = False) -> None:
     """Edit a post; its slug stays the same so links keep working.
 
     The edit applies to the version of the post this request read. Another edit committed
@@ -281,7 +348,8 @@ def update_post(post: Post, title: str, body: str, tags: str, publish: bool) -> 
     nothing: writing on top of it would mix the two (its tags with our title) or fail on
     rows it already removed.
     """
-    content = prepare_post(title, body, tags, publish)
+    content = prepare_post(title, body, tags, publish, publish_at=publish_at,
+                           members_only=members_only)
     seen = post.version
     try:
         with transaction() as session:
@@ -308,7 +376,7 @@ def delete_post(post: Post) -> None:
 
 
 def add_comment(post: Post, author: User, body: str) -> Comment:
-    if not post.published:
+    if not is_public(post):
         raise BlogError("Comments open when the post is published.", "body")
     body = xml_safe(body).strip()
     if not body:
@@ -359,8 +427,10 @@ def toggle_like(user: User, post: Post) -> bool:
     """Like the post, or take the like back; returns whether it is now liked.
 
     Two clicks racing each other cannot make two likes: the pair is the primary key, and a
-    lost race reads as "already liked".
+    lost race reads as "already liked". A post not yet public takes no likes.
     """
+    if not is_public(post):
+        raise BlogError("Likes open when the post is published.")
     with transaction() as session:
         removed = affected_rows(session.execute(
             delete(likes).where(likes.c.user_id == user.id, likes.c.post_id == post.id)))

@@ -25,7 +25,15 @@ from blog.forms import ButtonForm, show_error
 from blog.posts import services
 from blog.posts.forms import CommentForm, PostForm
 from blog.posts.models import Post
-from blog.security import can_manage, require_owner, safe_next_url
+from blog.security import (
+    can_edit_any_post,
+    can_edit_post,
+    can_write,
+    capability_required,
+    require,
+    safe_next_url,
+)
+from blog.timezone import to_site_time
 
 bp = Blueprint("blog", __name__)
 
@@ -48,12 +56,13 @@ _comment_limit = limiter.limit(lambda: current_app.config["COMMENT_RATE_LIMIT"],
 
 
 def _visible_post(slug: str) -> Post:
-    """The post called ``slug``; a draft exists only for its author and admins (404 otherwise)."""
+    """The post called ``slug``; a draft or a scheduled post exists only for those who may
+    edit it (its author, editors, admins): 404 for everyone else."""
     post = services.get_post(slug)
     if post is None:
         abort(404)
-    if not post.published:
-        require_owner(post.author_id, conceal=True)
+    if not services.is_public(post):
+        require(can_edit_post(current_user, post.author_id), conceal=True)
     return post
 
 
@@ -87,21 +96,30 @@ def post(slug: str) -> str:
 
 
 @bp.route("/posts/new", methods=["GET", "POST"])
-@login_required
+@capability_required(can_write)
 @_post_limit
 def new_post() -> BaseResponse | str:
     form = PostForm()
     if form.validate_on_submit():
         try:
             post = services.create_post(_current_user(), form.title.data, form.body.data,
-                                        form.tags.data, form.publish.data)
+                                        form.tags.data, form.publish.data,
+                                        publish_at=form.publish_time(),
+                                        members_only=form.members_only.data)
         except services.BlogError as error:
             show_error(form, error)
         else:
-            flash("Published." if post.published else "Draft saved; only you and admins can see it.",
-                  "success")
+            flash(_saved_message(post), "success")
             return redirect(url_for("blog.post", slug=post.slug))
     return render_template("blog/edit.html", form=form, post=None)
+
+
+def _saved_message(post: Post) -> str:
+    if not post.published:
+        return "Draft saved; only you and the editors can see it."
+    if post.published_at is not None and services.is_scheduled(post):
+        return f"Scheduled for {to_site_time(post.published_at).strftime('%-d %B %Y, %H:%M %Z')}."
+    return "Published."
 
 
 @bp.route("/posts/<slug>/edit", methods=["GET", "POST"])
@@ -109,19 +127,24 @@ def new_post() -> BaseResponse | str:
 @_post_limit
 def edit_post(slug: str) -> BaseResponse | str | tuple[str, int]:
     post = services.get_post_for_update(slug) or abort(404)
-    require_owner(post.author_id, conceal=not post.published)
+    require(can_edit_post(current_user, post.author_id), conceal=not services.is_public(post))
     form = PostForm(obj=post)
     if request.method == "GET":
         form.tags.data = ", ".join(tag.name for tag in post.tags)
         form.publish.data = post.published
+        form.publish_at.data = (to_site_time(post.published_at).replace(tzinfo=None)
+                                if post.published_at is not None and services.is_scheduled(post)
+                                else None)
     if form.validate_on_submit():
         try:
             services.update_post(post, form.title.data, form.body.data, form.tags.data,
-                                 form.publish.data)
+                                 form.publish.data, publish_at=form.publish_time(),
+                                 members_only=form.members_only.data)
         except services.BlogError as error:
             show_error(form, error)
-            return render_template("blog/edit.html", form=form, post=post), 409
-        flash("Saved.", "success")
+            status = 409 if error.message == services.CHANGED_MEANWHILE else 400
+            return render_template("blog/edit.html", form=form, post=post), status
+        flash(_saved_message(post), "success")
         return redirect(url_for("blog.post", slug=post.slug))
     return render_template("blog/edit.html", form=form, post=post)
 
@@ -130,7 +153,7 @@ def edit_post(slug: str) -> BaseResponse | str | tuple[str, int]:
 @login_required
 def delete_post(slug: str) -> BaseResponse:
     post = services.get_post_for_update(slug) or abort(404)
-    require_owner(post.author_id, conceal=not post.published)
+    require(can_edit_post(current_user, post.author_id), conceal=not services.is_public(post))
     services.delete_post(post)
     flash("The post has been deleted.", "info")
     return redirect(url_for("blog.index"))
@@ -158,10 +181,11 @@ def add_comment(slug: str) -> BaseResponse | tuple[str, int]:
 @login_required
 def delete_comment(comment_id: int) -> BaseResponse:
     comment = services.get_comment(comment_id) or abort(404)
-    if not comment.post.published:
-        require_owner(comment.post.author_id, conceal=True)
-    if comment.author_id != current_user.id:
-        require_owner(comment.post.author_id)  # the post's author or an admin
+    if not services.is_public(comment.post):
+        require(can_edit_post(current_user, comment.post.author_id), conceal=True)
+    # The comment's author, the post's author, or an editor (who moderates).
+    require(comment.author_id == current_user.id or current_user.id == comment.post.author_id
+            or can_edit_any_post(current_user))
     services.delete_comment(comment)
     flash("Comment deleted.", "info")
     return redirect(url_for("blog.post", slug=comment.post.slug) + "#comments")
@@ -171,7 +195,10 @@ def delete_comment(comment_id: int) -> BaseResponse:
 @login_required
 def like(slug: str) -> BaseResponse:
     post = _visible_post(slug)
-    services.toggle_like(_current_user(), post)
+    try:
+        services.toggle_like(_current_user(), post)
+    except services.BlogError as error:
+        flash(error.message, "error")
     return _back(url_for("blog.post", slug=slug))
 
 
@@ -253,4 +280,16 @@ def atom() -> Response:
 @bp.app_template_global()
 def can_edit(post: Post) -> bool:
     """Whether the current user may edit or delete ``post`` (templates show the buttons)."""
-    return can_manage(post.author_id)
+    return can_edit_post(current_user, post.author_id)
+
+
+@bp.app_template_global()
+def may_write() -> bool:
+    """Whether the current user may write posts (the "Write" link)."""
+    return can_write(current_user)
+
+
+@bp.app_template_global()
+def scheduled(post: Post) -> bool:
+    """Whether ``post`` waits for its time (templates mark it)."""
+    return services.is_scheduled(post)

@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import Row, Table, insert, select
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from blog.accounts.models import ADMIN, Role, User, lookup_key, user_roles
+from blog.accounts.models import ADMIN, AUTHOR, EDITOR, Role, User, lookup_key, user_roles
 from blog.database import core_table
 from blog.posts.models import Comment, Post, Tag, follows, likes, post_tags
 from blog.seed.bodies import BodyPool
@@ -167,6 +167,19 @@ class Seeder:
                            inactive=sum(not m.active for m in self.members))
         self.progress(len(self.members))
 
+    def _writer_roles(self, writers: list[_Member], weights: list[int]) -> None:
+        """Those who write are authors; the most prolific of them is also an editor."""
+        roles = dict(self.session.execute(
+            select(Role.name, Role.id).where(Role.name.in_((AUTHOR, EDITOR)))).all())
+        if len(roles) < 2:  # made by the 0009_roles migration
+            raise SeedError("The author and editor roles are missing; run `flask db upgrade` first.")
+        rows = [{"user_id": m.id, "role_id": roles[AUTHOR]} for m in writers]
+        if writers:
+            editor = max(zip(weights, writers, strict=True), key=lambda pair: pair[0])[1]
+            rows.append({"user_id": editor.id, "role_id": roles[EDITOR]})
+        self._insert(user_roles, rows)
+        self.counts.update(authors=len(writers), editors=1 if writers else 0)
+
     def follows(self) -> None:
         """Active members follow a few others, after both joined."""
         rng = _stream(self.seed, "follows")
@@ -201,10 +214,12 @@ class Seeder:
         tag_list = [tag_ids[name] for name in TAG_NAMES]
         self.counts["tags"] = len(new_tags)
 
-        active = [m for m in self.members if m.active]
-        # The admin and about half the others write; a few of them write most of the posts.
+        # The admin and about half the others write (the demo reader never: that login shows
+        # what a plain reader sees); a few of them write most of the posts.
+        active = [m for m in self.members if m.active and m.username != DEMO_MEMBER]
         writers = [self.members[0]] + [m for m in active[1:] if rng.random() < 0.5]
         weights = [rng.choice((1, 1, 2, 4, 8)) for _ in writers]
+        self._writer_roles(writers[1:], weights[1:])
         cumulative = [sum(weights[:i + 1]) for i in range(len(weights))]
 
         slugs = _Claims(session.scalars(select(Post.slug)))

@@ -22,11 +22,11 @@ from typing import Any
 import flask_migrate
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from blog import create_app
-from blog.accounts.models import User
+from blog.accounts.models import Role, User, user_roles
 from blog.extensions import db
 from tests.browser.axe import ensure_axe
 from tests.conftest import dispose, make_config
@@ -94,6 +94,11 @@ def fill_site(app: Flask, site: Site) -> None:
         flask_migrate.upgrade()
         seed_site(SeedSizes(users=6, posts=8, products=6, orders=8), seed=7)
         reader = db.session.scalars(select(User).where(User.username == "reader")).one()
+        # The demo reader is a plain reader; here the member also writes, so the browser sees
+        # the writing pages too (permissions are tested elsewhere).
+        author_role = db.session.scalars(select(Role).where(Role.name == "author")).one()
+        db.session.execute(insert(user_roles).values(user_id=reader.id, role_id=author_role.id))
+        db.session.commit()
         admin = db.session.scalars(select(User).where(User.username == "admin")).one()
         post = posts.create_post(reader, "Wide things on small screens", STRESS_BODY, "layout, code", True)
         posts.add_comment(post, reader, "A comment from the author, which they may delete.")

@@ -14,6 +14,17 @@ from tests.conftest import AuthActions
 
 
 @pytest.fixture
+def make_user(make_user):
+    """The shared factory, but the blog's tests are about writing: its members are authors
+    unless given other roles (``roles=()`` makes a plain reader)."""
+
+    def factory(*args, roles=("author",), **kwargs):
+        return make_user(*args, roles=roles, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
 def make_post(app):
     """Factory: ``make_post(author, "Title", tags="a, b", publish=False)`` through the service."""
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from blog.accounts import services as accounts
+from blog.accounts.models import AUTHOR
 from blog.extensions import db
 from blog.posts import services
 from blog.posts.models import Post
@@ -36,7 +37,7 @@ def _stored(app: Flask, slug: str) -> tuple[str, str, list[str], int]:
 def test_concurrent_edits_of_one_post_never_fail(committed_app: Flask) -> None:
     app = committed_app
     with app.app_context():
-        author = accounts.create_user("alice", "alice@example.com", PASSWORD)
+        author = accounts.create_user("alice", "alice@example.com", PASSWORD, roles=(AUTHOR,))
         slug = services.create_post(author, "Shared", "First draft.", "start, common", True).slug
     first_version = _stored(app, slug)[3]
     clients = []
@@ -73,7 +74,7 @@ def test_an_edit_of_an_outdated_post_changes_nothing(committed_app: Flask) -> No
     """The service side: a post object read before another edit committed is refused."""
     app = committed_app
     with app.app_context():
-        author = accounts.create_user("alice", "alice@example.com", PASSWORD)
+        author = accounts.create_user("alice", "alice@example.com", PASSWORD, roles=(AUTHOR,))
         slug = services.create_post(author, "Shared", "First.", "a", True).slug
     first_version = _stored(app, slug)[3]
     with app.app_context():
