@@ -183,6 +183,7 @@ def register_blueprints(app: Flask) -> None:
     from blog.health import bp as health_bp
     from blog.posts.views import bp as posts_bp
     from blog.shop.views import bp as shop_bp
+    from blog.sitemap import bp as sitemap_bp
     from blog.uploads import bp as images_bp
 
     app.register_blueprint(posts_bp)
@@ -192,6 +193,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(favicon_bp)
+    app.register_blueprint(sitemap_bp)
 
 
 def register_listeners(app: Flask) -> None:

@@ -106,9 +106,15 @@ class DefaultConfig:
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 
     SITE_NAME = "Inkwell"
+    #: What the site is, in a sentence: the meta description of pages without one of their
+    #: own, and what search engines and link previews show.
+    SITE_DESCRIPTION = "Essays, notes and prints from a small independent publication."
     #: The site's public address: every link in an email or feed starts with it (never with
     #: the Host header a request carries). Set it in production: https://example.com.
     SITE_URL = "http://127.0.0.1:5000"
+    #: Addresses per sitemap file; above it /sitemap.xml is an index of parts (the protocol's
+    #: limit is 50,000).
+    SITEMAP_MAX_URLS = 50_000
     #: The zone in which times are shown and typed (a scheduled post's time, say).
     SITE_TIMEZONE = "UTC"
 

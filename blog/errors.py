@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
@@ -56,6 +56,7 @@ def render_error(error: HTTPException, *, title: str | None = None,
     """
     code = error.code or 500
     title = title or error.name
+    g.error_page = True  # no canonical link: an error is not a page to index
     message = message or MESSAGES.get(code, error.description)
     headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 
 
 def site_url(endpoint: str, **values: Any) -> str:
@@ -38,6 +38,27 @@ def check_site_url(app: Flask) -> str | None:
     return None
 
 
+#: Query arguments that make a different page of the same list (kept in canonical links);
+#: anything else (tracking, typos) is left out.
+CANONICAL_ARGS = ("page", "q", "category", "sort", "status")
+
+
+def canonical_url() -> str | None:
+    """The absolute address of the page being served, from ``SITE_URL``, with only the
+    query arguments that choose what it shows; None for an error page (a page concealed
+    with a 404 must look exactly like a missing one)."""
+    if request.url_rule is None or request.endpoint is None or g.get("error_page"):
+        return None
+    values: dict[str, Any] = dict(request.view_args or {})
+    values.update((name, request.args[name]) for name in CANONICAL_ARGS
+                  if request.args.get(name) and name not in values)
+    if values.get("page") == "1":
+        del values["page"]
+    return site_url(request.endpoint, **values)
+
+
 def register(app: Flask) -> None:
-    """``{{ site_url('blog.post', slug=post.slug) }}`` in templates."""
+    """``{{ site_url('blog.post', slug=post.slug) }}`` and ``{{ canonical_url() }}`` in
+    templates."""
     app.add_template_global(site_url)
+    app.add_template_global(canonical_url)

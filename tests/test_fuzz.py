@@ -288,7 +288,7 @@ def _url_values(site: dict[str, Any], endpoint: str) -> dict[str, Any]:
     """A value for every URL argument of the site's routes, pointing at something that exists."""
     return {"slug": "print" if endpoint.startswith("shop.") else site["post"], "username": "alice",
             "name": "art", "number": site["number"], "product_id": site["product_id"], "action": "deactivate",
-            "token": site["token"],
+            "token": site["token"], "part_id": 1,
             **{k: v for k, v in site.items() if k.endswith("_id")}}
 
 

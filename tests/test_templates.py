@@ -49,11 +49,13 @@ def test_pagination_edges_disable_prev_and_next(app):
     assert '<span class="disabled">Older &rarr;</span>' in last
 
 
-def test_base_layout_navigation(client, make_user, auth):
+def test_base_layout_navigation(client, make_user, auth, app):
     html = client.get("/").get_data(as_text=True)
     assert 'href="/auth/login"' in html and 'href="/auth/register"' in html
     assert 'href="/static/style.css"' in html
-    assert "<script" not in html and "http://" not in html and "https://" not in html
+    # Nothing from elsewhere: the only absolute address is the site's own canonical link.
+    assert "<script" not in html
+    assert re.findall(r"https?://[^\"\s<]+", html) == [app.config["SITE_URL"] + "/"]
     make_user("alice")
     auth.login()
     html = client.get("/").get_data(as_text=True)

@@ -139,8 +139,8 @@ def paginate(stmt: Select[Any]) -> Pagination:
     return paginate_by(stmt, "POSTS_PER_PAGE")
 
 
-def posts_tagged(tag: Tag) -> Select[Any]:
-    return published_posts().where(Post.tags.any(Tag.id == tag.id))
+def posts_tagged(tag: Tag, *, public_only: bool = False) -> Select[Any]:
+    return published_posts(public_only=public_only).where(Post.tags.any(Tag.id == tag.id))
 
 
 def posts_by(author: User) -> Select[Any]:
@@ -184,9 +184,20 @@ def get_post_for_update(slug: str) -> Post | None:
     return db.session.scalar(select(Post).where(Post.slug == slug).options(selectinload(Post.tags)))
 
 
-def latest_published(limit: int = 20) -> list[Post]:
-    """The newest posts everyone may see (the Atom feed)."""
-    return list(db.session.scalars(published_posts(public_only=True).limit(limit)))
+def latest_published(limit: int = 20, *, tag: Tag | None = None,
+                     author: User | None = None) -> list[Post]:
+    """The newest posts everyone may see, all or of one tag or author (the Atom feeds)."""
+    stmt = published_posts(public_only=True)
+    if tag is not None:
+        stmt = stmt.where(Post.tags.any(Tag.id == tag.id))
+    if author is not None:
+        stmt = stmt.where(Post.author_id == author.id)
+    return list(db.session.scalars(stmt.limit(limit)))
+
+
+def public_condition() -> ColumnElement[bool]:
+    """The posts everyone may see now, as a condition (the sitemap's queries)."""
+    return _listed(public_only=True)
 
 
 def follow_counts(user: User) -> tuple[int, int]:

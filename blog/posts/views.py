@@ -34,6 +34,7 @@ from blog.security import (
     safe_next_url,
 )
 from blog.timezone import to_site_time
+from blog.urls import site_url
 
 bp = Blueprint("blog", __name__)
 
@@ -268,11 +269,35 @@ def search() -> str:
 
 @bp.route("/feed.atom")
 def atom() -> Response:
-    posts = services.latest_published(ATOM_ENTRIES)
+    return _atom(services.latest_published(ATOM_ENTRIES), current_app.config["SITE_NAME"],
+                 site_url("blog.atom"), site_url("blog.index"))
+
+
+@bp.route("/tags/<name>/feed.atom")
+def tag_atom(name: str) -> Response:
+    tag = services.get_tag(name) or abort(404)
+    return _atom(services.latest_published(ATOM_ENTRIES, tag=tag),
+                 f"#{tag.name} · {current_app.config['SITE_NAME']}",
+                 site_url("blog.tag_atom", name=tag.name), site_url("blog.tag", name=tag.name))
+
+
+@bp.route("/users/<username>/feed.atom")
+def user_atom(username: str) -> Response:
+    user = _member(username)
+    return _atom(services.latest_published(ATOM_ENTRIES, author=user),
+                 f"{user.shown_name} · {current_app.config['SITE_NAME']}",
+                 site_url("blog.user_atom", username=user.username),
+                 site_url("blog.profile", username=user.username))
+
+
+def _atom(posts: list[Post], title: str, self_url: str, alternate_url: str) -> Response:
+    """An Atom feed of ``posts`` (what everyone may see; links from SITE_URL)."""
     # .xml: Jinja autoescapes it, which both keeps the XML well-formed and escapes body_html
     # as Atom's type="html" content requires.
     updated = max((post.updated_at for post in posts), default=utcnow())
-    response = make_response(render_template("blog/feed.atom.xml", posts=posts, updated=updated))
+    response = make_response(render_template("blog/feed.atom.xml", posts=posts, updated=updated,
+                                              feed_title=title, self_url=self_url,
+                                              alternate_url=alternate_url))
     response.mimetype = "application/atom+xml"
     return response
 
@@ -281,6 +306,23 @@ def atom() -> Response:
 def can_edit(post: Post) -> bool:
     """Whether the current user may edit or delete ``post`` (templates show the buttons)."""
     return can_edit_post(current_user, post.author_id)
+
+
+@bp.app_template_global()
+def post_structured_data(post: Post) -> dict[str, object]:
+    """JSON-LD ``BlogPosting`` for a post's page (what search engines read)."""
+    author = {"@type": "Person", "name": post.author.shown_name,
+              "url": site_url("blog.profile", username=post.author.username)}
+    return {
+        "@context": "https://schema.org", "@type": "BlogPosting",
+        "headline": post.title[:110], "description": post.excerpt,
+        "datePublished": post.published_at.isoformat() if post.published_at else None,
+        "dateModified": post.updated_at.isoformat(),
+        "author": author, "mainEntityOfPage": site_url("blog.post", slug=post.slug),
+        "keywords": [tag.name for tag in post.tags],
+        "publisher": {"@type": "Organization", "name": current_app.config["SITE_NAME"],
+                      "url": site_url("blog.index")},
+    }
 
 
 @bp.app_template_global()

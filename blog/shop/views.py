@@ -14,6 +14,7 @@ from wtforms import SelectChoice
 
 from blog.database_session import paginate
 from blog.forms import ButtonForm, show_error
+from blog.images import is_stored_name
 from blog.security import require_owner, safe_next_url
 from blog.shop import cart as carts
 from blog.shop import catalog, orders
@@ -22,6 +23,7 @@ from blog.shop.errors import ShopError
 from blog.shop.forms import AddToCartForm, CartLineForm, CheckoutForm, RemoveLineForm
 from blog.shop.models import Order
 from blog.shop.pricing import format_money
+from blog.urls import site_url
 
 bp = Blueprint("shop", __name__, url_prefix="/shop")
 
@@ -31,6 +33,29 @@ def money(amount: Decimal | None, cents: bool = True) -> str:
     """``{{ product.price|money }}`` -> "$1,234.50" in the shop's currency;
     ``{{ tick|money(cents=false) }}`` -> "$1,200"."""
     return format_money(amount, current_app.config["SHOP_CURRENCY"], cents=cents)
+
+
+@bp.app_template_global()
+def product_structured_data(product: Any) -> dict[str, object]:
+    """JSON-LD ``Product`` with its ``Offer`` (the lowest price of its variants; in stock
+    when any variant is) for a product's page."""
+    prices = [variant.price for variant in product.variants]
+    data: dict[str, object] = {
+        "@context": "https://schema.org", "@type": "Product", "name": product.name,
+        "description": product.description[:5000], "sku": product.variants[0].sku or product.slug,
+        "url": site_url("shop.product", slug=product.slug),
+        "offers": {
+            "@type": "Offer", "price": f"{min(prices):.2f}",
+            "priceCurrency": current_app.config["SHOP_CURRENCY"],
+            "availability": "https://schema.org/" + (
+                "InStock" if any(v.stock > 0 for v in product.variants) and product.active
+                else "OutOfStock"),
+            "url": site_url("shop.product", slug=product.slug),
+        },
+    }
+    if product.image and is_stored_name(product.image):
+        data["image"] = site_url("images.serve", name=product.image)
+    return data
 
 
 @bp.app_template_global()
