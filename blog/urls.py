@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask import Flask, current_app, g, request
+from werkzeug.routing import MapAdapter
 
 
 def site_url(endpoint: str, **values: Any) -> str:
@@ -15,11 +16,20 @@ def site_url(endpoint: str, **values: Any) -> str:
     site at ``SITE_URL`` (scheme, host and any path prefix), with or without a request.
     ``_anchor`` adds a fragment, as with ``url_for``."""
     anchor = values.pop("_anchor", None)
-    parts = urlsplit(current_app.config["SITE_URL"])
-    adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path.rstrip("/") or "/",
-                                       url_scheme=parts.scheme)
-    url = adapter.build(endpoint, values, force_external=True)
+    url = _adapter().build(endpoint, values, force_external=True)
     return f"{url}#{quote(str(anchor), safe='-_.')}" if anchor is not None else url
+
+
+def _adapter() -> MapAdapter:
+    """The URL map bound to ``SITE_URL``, made once per app context (a sitemap builds
+    thousands of links)."""
+    adapter: MapAdapter | None = g.get("_site_url_adapter")
+    if adapter is None:
+        parts = urlsplit(current_app.config["SITE_URL"])
+        adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path.rstrip("/") or "/",
+                                           url_scheme=parts.scheme)
+        g._site_url_adapter = adapter
+    return adapter
 
 
 def site_host() -> str:
