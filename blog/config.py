@@ -109,6 +109,8 @@ class DefaultConfig:
     #: What the site is, in a sentence: the meta description of pages without one of their
     #: own, and what search engines and link previews show.
     SITE_DESCRIPTION = "Essays, notes and prints from a small independent publication."
+    #: The line under the site's name on the home page.
+    SITE_TAGLINE = "Writing and things we make."
     #: The site's public address: every link in an email or feed starts with it (never with
     #: the Host header a request carries). Set it in production: https://example.com.
     SITE_URL = "http://127.0.0.1:5000"

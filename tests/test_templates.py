@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import render_template_string
 from sqlalchemy import select
 
@@ -90,3 +91,8 @@ def test_favicon_is_linked_and_served(client) -> None:
         assert response.mimetype == "image/svg+xml"
         assert b"<svg" in response.data
         response.close()
+
+
+@pytest.mark.parametrize("config_overrides", [{"SITE_TAGLINE": "Prints & prose <from the coast>"}])
+def test_the_tagline_comes_from_the_settings(client):
+    assert "Prints &amp; prose &lt;from the coast&gt;" in client.get("/").get_data(as_text=True)
