@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from blog.accounts.models import User
 from blog.admin.models import AuditEvent
@@ -321,3 +321,24 @@ def test_the_members_page_shows_roles_in_a_fixed_number_of_statements(
     assert counted.count == first, counted.statements
     page = text_of(client.get("/admin/users"))
     assert page.count("Revoke editor") == 2 and page.count("Revoke author") == 2
+
+
+def test_a_time_in_the_past_publishes_at_once_and_a_bad_time_is_a_message(
+        app: Flask, client: Any, auth: AuthActions, make_user: Any) -> None:
+    make_user("wendy")
+    auth.login("wendy")
+    form = {"csrf_token": csrf_token(client, "/posts/new"), "title": "Backdated", "body": "Then.",
+            "tags": "", "publish": "y", "publish_at": "2020-02-03T04:05"}
+    assert client.post("/posts/new", data=form).status_code == 302
+    with app.app_context():
+        post = db.session.scalars(select(Post)).one()
+        assert post.published_at == datetime(2020, 2, 3, 4, 5, tzinfo=UTC)  # SITE_TIMEZONE: UTC
+    assert "Backdated" in text_of(app.test_client().get("/"))  # public at once
+    for typed in ("tomorrow", "2030-13-40T25:61", "2030-07-01"):
+        form.update(csrf_token=csrf_token(client, "/posts/new"), title=f"Odd {typed}", publish_at=typed)
+        response = client.post("/posts/new", data=form)
+        assert response.status_code == 200, typed
+        errors = text_of(response).split('id="publish_at-errors">', 1)[1].split("</ul>", 1)[0]
+        assert "Not a valid datetime value." in errors, typed
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Post)) == 1
