@@ -124,10 +124,14 @@ def seed_command(users: int, posts: int, products: int, orders: int, seed: int |
         # make run's every start: say how to log in, if the demo logins still work.
         click.echo("The site already has data; not seeding.")
         admin, member = seeding.DEMO_ADMIN, seeding.DEMO_MEMBER
-        for line in seeding.login_lines(
-                admin if seeding.demo_login_works(admin, admin_password) else None, admin_password,
-                member if seeding.demo_login_works(member, seeding.DEMO_PASSWORD) else None,
-                seeding.DEMO_PASSWORD):
+        editor, author = seeding.demo_writers()
+
+        def works(name: str | None, password: str = seeding.DEMO_PASSWORD) -> str | None:
+            return name if name and seeding.demo_login_works(name, password) else None
+
+        for line in seeding.login_lines(works(admin, admin_password), admin_password,
+                                        works(member), seeding.DEMO_PASSWORD,
+                                        editor=works(editor), author=works(author)):
             click.echo(line)
         return
     if seed is None:

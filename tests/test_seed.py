@@ -115,6 +115,16 @@ def check_invariants(app: Flask) -> None:
         assert s.scalar(select(func.count(Cart.user_id.distinct()))) == count(Cart) == count(User)
         admins = list(s.scalars(select(User).join(user_roles).join(Role).where(Role.name == "admin")))
         assert admins and all(check_password(a.password_hash, DEMO_PASSWORD) for a in admins)
+        # Roles: whoever wrote may write (author or admin); an editor per seeding; the demo
+        # readers ("reader", "reader2" …) and other members hold none, and see what readers see.
+        writers = set(s.scalars(select(User.username).where(
+            User.roles.any(Role.name.in_(("author", "admin"))))))
+        assert set(s.scalars(select(User.username).join(Post.author))) <= writers
+        editors = set(s.scalars(select(User.username).where(User.roles.any(name="editor"))))
+        assert editors and editors <= writers
+        readers = set(s.scalars(select(User.username).where(~User.roles.any())))
+        assert {"reader"} <= readers and any(not name.startswith("reader") for name in readers)
+        assert not {name for name in writers if re.fullmatch(r"reader\d*", name)}
 
         # Posts: HTML and excerpt are what saving the post through the site would store.
         for post in s.scalars(select(Post)):
@@ -187,6 +197,17 @@ def test_seed_makes_a_demo_site_that_keeps_every_invariant(app, runner):
     assert "admin:  admin / inkwell-demo" in result.output
     assert "member: reader / inkwell-demo" in result.output
     assert "Seeding" not in result.stderr  # no progress bar for a small site
+    # A login to try each role with: the editor, and an author who is nothing more.
+    editor = re.search(r"editor: (\S+) / inkwell-demo", result.output)
+    author = re.search(r"author: (\S+) / inkwell-demo", result.output)
+    assert editor and author, result.output
+    assert re.search(r"8 members \(1 admin, 1 editor, \d+ authors, \d+ deactivated\)", result.output)
+    with app.app_context():
+        roles = {name: sorted(r.name for r in user.roles) for name, user in (
+            (name, db.session.scalar(select(User).where(User.username == name)
+                                     .options(selectinload(User.roles))))
+            for name in (editor[1], author[1]))}
+    assert roles == {editor[1]: ["author", "editor"], author[1]: ["author"]}
     with app.app_context():
         assert (count(User), count(Post), count(Product), count(Order)) == (8, 24, 10, 20)
         assert count(Category) == 5 and count(ShippingMethod) == 3 and count(Comment) > 0
@@ -261,12 +282,15 @@ def test_if_empty_seeds_once_then_only_prints_the_logins(app, runner, make_user)
     with app.app_context():
         users = count(User)
 
+    printed = [line for line in first.output.splitlines() if line.startswith(("  editor:", "  author:"))]
+    assert len(printed) == 2
     again = seed(runner, "--if-empty")  # what every later `make run` does
     assert again.exit_code == 0, again.output
     assert again.output.splitlines() == [
         "The site already has data; not seeding.",
         "Log in at /auth/login as:",
         "  admin:  admin / inkwell-demo",
+        *printed,  # the same editor and author as the seeding printed
         "  member: reader / inkwell-demo  (every demo member has this password)",
     ]
     with app.app_context():

@@ -51,7 +51,7 @@ from datetime import UTC, datetime, time
 from flask import current_app
 from sqlalchemy import exists, select
 
-from blog.accounts.models import User, lookup_key
+from blog.accounts.models import ADMIN, AUTHOR, EDITOR, User, lookup_key
 from blog.database import log as sql_log
 from blog.database import utcnow
 from blog.database_session import transaction
@@ -85,6 +85,7 @@ __all__ = [
     "SeedResult",
     "SeedSizes",
     "demo_login_works",
+    "demo_writers",
     "login_lines",
     "seed_site",
     "site_has_data",
@@ -119,6 +120,19 @@ def demo_login_works(username: str, password: str) -> bool:
     """Whether ``username`` exists, is active and still has ``password`` (bcrypt-checked)."""
     user = db.session.scalar(select(User).where(User.username_key == lookup_key(username)))
     return user is not None and user.active and check_password(user.password_hash, password)
+
+
+def demo_writers() -> tuple[str | None, str | None]:
+    """The usernames a seeding run printed for writing: the first active editor, and the
+    first active member who is an author and nothing more (None when there is none). Whether
+    the demo password still opens them is :func:`demo_login_works`'s question."""
+    def first(holds: str, *lacks: str) -> str | None:
+        return db.session.scalar(
+            select(User.username).where(User.active.is_(True), User.roles.any(name=holds),
+                                        *(~User.roles.any(name=role) for role in lacks))
+            .order_by(User.id).limit(1))
+
+    return first(EDITOR, ADMIN), first(AUTHOR, EDITOR, ADMIN)
 
 
 def seed_site(sizes: SeedSizes, *, seed: int, admin_password: str = DEMO_PASSWORD,
@@ -159,5 +173,7 @@ def seed_site(sizes: SeedSizes, *, seed: int, admin_password: str = DEMO_PASSWOR
         seeder.orders(variants, methods, discount)
     return SeedResult(seed=seed, admin_username=seeder.members[0].username,
                       member_username=seeder.members[1].username,
+                      editor_username=seeder.editor.username if seeder.editor else None,
+                      author_username=seeder.author.username if seeder.author else None,
                       admin_password=admin_password, member_password=member_password,
                       counts=seeder.counts, discount_code=discount["code"])

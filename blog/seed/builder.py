@@ -113,6 +113,9 @@ class Seeder:
         self.progress = progress or (lambda count: None)
         self.counts: dict[str, int] = {}
         self.members: list[_Member] = []
+        #: The demo logins for writing: the editor, and an author who is only an author.
+        self.editor: _Member | None = None
+        self.author: _Member | None = None
 
     def _insert(self, into: Table | type[DeclarativeBase], rows: Sequence[dict[str, Any]],
                 *returning: str) -> list[Row[*tuple[Any, ...]]]:
@@ -177,6 +180,8 @@ class Seeder:
         if writers:
             editor = max(zip(weights, writers, strict=True), key=lambda pair: pair[0])[1]
             rows.append({"user_id": editor.id, "role_id": roles[EDITOR]})
+            self.editor = editor
+            self.author = next((m for m in writers if m is not editor), None)
         self._insert(user_roles, rows)
         self.counts.update(authors=len(writers), editors=1 if writers else 0)
 
@@ -216,8 +221,9 @@ class Seeder:
 
         # The admin and about half the others write (the demo reader never: that login shows
         # what a plain reader sees); a few of them write most of the posts.
-        active = [m for m in self.members if m.active and m.username != DEMO_MEMBER]
-        writers = [self.members[0]] + [m for m in active[1:] if rng.random() < 0.5]
+        # (By position: on a seeded site, --force names them admin2 and reader2.)
+        active = [m for m in self.members[2:] if m.active]
+        writers = [self.members[0]] + [m for m in active if rng.random() < 0.5]
         weights = [rng.choice((1, 1, 2, 4, 8)) for _ in writers]
         self._writer_roles(writers[1:], weights[1:])
         cumulative = [sum(weights[:i + 1]) for i in range(len(weights))]

@@ -52,6 +52,10 @@ class SeedResult:
     member_password: str
     counts: dict[str, int] = field(default_factory=dict)
     discount_code: str = DISCOUNT_CODE
+    #: A generated member holding the editor role, and one holding only the author role
+    #: (None when too few members write); they share the demo member's password.
+    editor_username: str | None = None
+    author_username: str | None = None
 
     def summary(self, elapsed: float | None = None) -> list[str]:
         """The report's lines: what was made (in ``elapsed`` seconds), then the logins."""
@@ -63,8 +67,9 @@ class SeedResult:
         statuses = ", ".join(f"{self.counts[status]} {status}" for status in OrderStatus.ALL)
         return [
             f"Added with --seed {self.seed}{took}:",
-            (f"  {n('users', 'member')} ({n('admins', 'admin')}, {self.counts['inactive']} "
-            f"deactivated), {n('follows', 'follow')}"),
+            (f"  {n('users', 'member')} ({n('admins', 'admin')}, {n('editors', 'editor')}, "
+             f"{n('authors', 'author')}, {self.counts['inactive']} deactivated), "
+             f"{n('follows', 'follow')}"),
             (f"  {n('posts', 'post')} ({n('drafts', 'draft')}), {n('tags', 'tag')}, "
             f"{n('comments', 'comment')}, {n('likes', 'like')}"),
             (f"  {n('categories', 'category', 'categories')}, {n('products', 'product')} with "
@@ -72,7 +77,8 @@ class SeedResult:
             f"discount code {self.discount_code}"),
             f"  {n('orders', 'order')} ({statuses})",
             *login_lines(self.admin_username, self.admin_password,
-                         self.member_username, self.member_password),
+                         self.member_username, self.member_password,
+                         editor=self.editor_username, author=self.author_username),
         ]
 
 
@@ -88,11 +94,17 @@ REFUSAL = "The site already has data; use --force to add demo data anyway."
 
 
 def login_lines(admin: str | None, admin_password: str,
-                member: str | None, member_password: str) -> list[str]:
-    """How to log in as the demo admin and the demo member (either may be None)."""
-    lines = ["Log in at /auth/login as:"] if admin or member else []
+                member: str | None, member_password: str, *,
+                editor: str | None = None, author: str | None = None) -> list[str]:
+    """How to log in as the demo admin, an editor, an author and the demo member, a plain
+    reader (any may be None); the editor and the author have the member's password."""
+    lines = ["Log in at /auth/login as:"] if admin or member or editor or author else []
     if admin:
         lines.append(f"  admin:  {admin} / {admin_password}")
+    if editor:
+        lines.append(f"  editor: {editor} / {member_password}")
+    if author:
+        lines.append(f"  author: {author} / {member_password}")
     if member:
         lines.append(f"  member: {member} / {member_password}  (every demo member has this password)")
     return lines

@@ -3,12 +3,13 @@ and members-only posts, across every list, the Atom feed and the post's own page
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from blog.accounts.models import User
 from blog.admin.models import AuditEvent
@@ -19,9 +20,14 @@ from blog.posts.models import Post
 from tests.conftest import AuthActions, csrf_token, page_statements, text_of
 
 STATES = ("draft", "scheduled", "members", "published")
-SURFACES = ("/", "/tags/marker", "/users/wendy", "/feed", "/search?q=Marker", "/feed.atom", "post")
+#: Every list, every feed, the sitemap and the post's own page.
+SURFACES = ("/", "/tags/marker", "/users/wendy", "/feed", "/search?q=Marker", "/feed.atom",
+            "/tags/marker/feed.atom", "/users/wendy/feed.atom", "/sitemap.xml", "post")
+#: What leaves the site (feeds, the sitemap) is always the visitor's view.
+PUBLIC_VIEWS = ("/feed.atom", "/tags/marker/feed.atom", "/users/wendy/feed.atom", "/sitemap.xml")
 #: A first paragraph long enough to be the whole excerpt, so the rest is not in it.
 OPENING = "An opening paragraph that runs on. " * 12
+ATOM = "{http://www.w3.org/2005/Atom}"
 VIEWERS = ("visitor", "rita", "wendy", "otto", "eddie", "root")  # reader, own, other author, editor, admin
 
 
@@ -53,8 +59,8 @@ def expected(viewer: str, state: str, surface: str) -> bool:
     may_edit = viewer in ("wendy", "eddie", "root")
     if surface == "/feed" and viewer in ("visitor", "wendy"):
         return False  # visitors have no follow feed; wendy does not follow herself
-    if surface == "/feed.atom":
-        return state in ("members", "published")  # what leaves the site: the public view
+    if surface in PUBLIC_VIEWS:
+        return state in ("members", "published")  # members-only: title and excerpt are public
     if state in ("members", "published"):
         return True
     if surface == "post":
@@ -78,6 +84,9 @@ def test_the_visibility_matrix(app: Flask, client: Any, cast: dict[str, Post], v
             elif surface == "/feed" and viewer == "visitor":
                 shown = False
                 assert response.status_code == 302  # the follow feed needs a login
+            elif surface == "/sitemap.xml":
+                assert response.status_code == 200
+                shown = f"/posts/{post.slug}</loc>" in response.get_data(as_text=True)
             else:
                 assert response.status_code == 200, (viewer, path)
                 shown = f"Marker {state}" in text_of(response)
@@ -91,15 +100,23 @@ def test_members_only_posts_show_visitors_the_excerpt_and_an_invitation(
         AuthActions(client).login(viewer)
     page = text_of(client.get(f"/posts/{cast['members'].slug}"))
     assert "Marker members" in page
+    html = client.get(f"/posts/{cast['members'].slug}").get_data(as_text=True)
+    back = "next=/posts/" + cast["members"].slug
     if viewer == "visitor":
         assert "The rest of this post is for members." in page and "Register, it is free" in page
-        assert "BODY-members" not in page
+        assert "BODY-members" not in page and OPENING.strip()[:40] in page  # the excerpt
+        # The invitation brings the visitor back to the post after registering or logging in.
+        assert f'href="/auth/register?{back}"' in html and f'href="/auth/login?{back}"' in html
     else:
-        assert "BODY-members" in page
-    # The feed carries the excerpt of a members-only post, never its body.
-    feed = client.get("/feed.atom").get_data(as_text=True)
-    assert "BODY-published" in feed and "BODY-members" not in feed
-    assert "The rest of this post is for members" in feed
+        assert "BODY-members" in page and "The rest of this post is for members." not in page
+    # Every feed carries the excerpt of a members-only post, never its body.
+    for path in ("/feed.atom", "/tags/marker/feed.atom", "/users/wendy/feed.atom"):
+        feed = client.get(path).get_data(as_text=True)
+        assert "BODY-published" in feed and "BODY-members" not in feed, path
+        assert "The rest of this post is for members" in feed, path
+        # Atom allows one summary and one content per entry, members-only or not.
+        for entry in ET.fromstring(feed.encode()).iter(f"{ATOM}entry"):
+            assert len(entry.findall(f"{ATOM}summary")) == len(entry.findall(f"{ATOM}content")) == 1
 
 
 def test_lists_mark_scheduled_posts_and_members_only_ones(client: Any, cast: dict[str, Post]) -> None:
@@ -207,10 +224,40 @@ def test_roles_from_the_command_line_and_the_admin_page_are_audited(
                            data={"csrf_token": csrf_token(client, "/admin/users")})
     assert response.status_code == 302
     assert "Revoke editor" in text_of(client.get("/admin/users"))
+    response = client.post(f"/admin/users/{rita.id}/revoke-author",
+                           data={"csrf_token": csrf_token(client, "/admin/users")})
+    assert response.status_code == 302
+    assert client.post(f"/admin/users/{rita.id}/grant-wizard",
+                       data={"csrf_token": csrf_token(client, "/admin/users")}).status_code == 404
+    result = runner.invoke(args=["revoke-role", "rita", "editor"])
+    assert result.exit_code == 0 and "rita no longer holds the editor role." in result.output
+    # Revoking what she does not hold changes nothing and audits nothing.
+    assert runner.invoke(args=["revoke-role", "rita", "editor"]).exit_code == 0
     with app.app_context():
         actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.entity_id == "rita")
                                      .order_by(AuditEvent.id)).all()
-    assert actions == ["grant_author", "grant_editor"]
+        assert db.session.scalar(select(User.id).where(User.roles.any())
+                                 .where(User.id == rita.id)) is None
+    assert actions == ["grant_author", "grant_editor", "revoke_author", "revoke_editor"]
+    # A plain reader again: no Write link, 403 on /posts/new.
+    auth.logout()
+    auth.login("rita")
+    assert ">Write<" not in client.get("/").get_data(as_text=True)
+    assert client.get("/posts/new").status_code == 403
+
+
+def test_the_cli_grants_admin_and_the_last_admin_guard_holds(app: Flask, runner: Any,
+                                                             make_user: Any) -> None:
+    make_user("root", roles=(), admin=True)
+    make_user("rita", roles=())
+    assert runner.invoke(args=["grant-role", "rita", "admin"]).exit_code == 0
+    assert runner.invoke(args=["revoke-role", "root", "admin"]).exit_code == 0  # rita remains
+    last = runner.invoke(args=["revoke-role", "rita", "admin"])
+    assert last.exit_code == 1 and "rita is the last admin" in last.output
+    with app.app_context():
+        admins = db.session.scalars(select(User.username).where(User.roles.any(name="admin"))).all()
+        actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert admins == ["rita"] and actions == ["grant_admin", "revoke_admin"]
 
 
 # --- scheduling in the site's timezone -----------------------------------------------------------
@@ -238,17 +285,60 @@ def test_a_time_is_typed_and_shown_in_the_site_timezone(app: Flask, client: Any,
     assert response.status_code == 200 and "Tick “Publish” to schedule" in text_of(response)
 
 
-def test_list_pages_with_scheduled_posts_keep_their_statement_count(client: Any, auth: AuthActions,
-                                                                    make_user: Any, make_post: Any,
-                                                                    app: Flask) -> None:
-    wendy = make_user("wendy")
-    make_user("eddie", roles=("editor",))
-    make_post(wendy, "One")
-    auth.login("eddie")
-    first = {path: page_statements(client, path).count for path in ("/", "/users/wendy")}
+LIST_PAGES = ("/", "/tags/marker", "/users/wendy", "/feed", "/search?q=Marker")
+
+
+@pytest.mark.parametrize("viewer", ("visitor", "rita", "wendy", "eddie"))
+def test_list_pages_with_scheduled_and_members_only_posts_keep_their_statement_count(
+        app: Flask, client: Any, cast: dict[str, Post], viewer: str) -> None:
+    """Badges, "scheduled" marks and the viewer's roles cost no statement per row: the roles
+    come with the member (the user loader joins them) and the marks from the row itself."""
+    if viewer != "visitor":
+        AuthActions(client).login(viewer)
+    pages = [path for path in LIST_PAGES if path != "/feed" or viewer != "visitor"]
+    first = {path: page_statements(client, path).count for path in pages}
     with app.app_context():
-        author = db.session.get(User, wendy.id)
+        author = db.session.scalars(select(User).where(User.username == "wendy")).one()
         for n in range(6):
-            services.create_post(author, f"Later {n}", "Soon.", "", True, members_only=n % 2 == 0,
-                                 publish_at=utcnow() + timedelta(hours=n + 1))
-    assert {path: page_statements(client, path).count for path in first} == first
+            services.create_post(author, f"Marker later {n}", "Soon.", "marker", n != 5,
+                                 members_only=n % 2 == 0,
+                                 publish_at=utcnow() + timedelta(hours=n + 1) if n < 3 else None)
+    assert {path: page_statements(client, path).count for path in pages} == first
+    if viewer in ("wendy", "eddie"):  # the new scheduled posts are there, and marked
+        home = text_of(client.get("/"))
+        assert "Marker later 0" in home and home.count(">scheduled</span>") == 4
+
+
+def test_the_members_page_shows_roles_in_a_fixed_number_of_statements(
+        app: Flask, client: Any, auth: AuthActions, make_user: Any) -> None:
+    make_user("root", roles=(), admin=True)
+    make_user("rita", roles=())
+    auth.login("root")
+    first = page_statements(client, "/admin/users").count
+    for n, roles in enumerate((("author",), ("editor",), ("author", "editor"), (), ("admin",))):
+        make_user(f"member{n}", roles=roles)
+    counted = page_statements(client, "/admin/users")
+    assert counted.count == first, counted.statements
+    page = text_of(client.get("/admin/users"))
+    assert page.count("Revoke editor") == 2 and page.count("Revoke author") == 2
+
+
+def test_a_time_in_the_past_publishes_at_once_and_a_bad_time_is_a_message(
+        app: Flask, client: Any, auth: AuthActions, make_user: Any) -> None:
+    make_user("wendy")
+    auth.login("wendy")
+    form = {"csrf_token": csrf_token(client, "/posts/new"), "title": "Backdated", "body": "Then.",
+            "tags": "", "publish": "y", "publish_at": "2020-02-03T04:05"}
+    assert client.post("/posts/new", data=form).status_code == 302
+    with app.app_context():
+        post = db.session.scalars(select(Post)).one()
+        assert post.published_at == datetime(2020, 2, 3, 4, 5, tzinfo=UTC)  # SITE_TIMEZONE: UTC
+    assert "Backdated" in text_of(app.test_client().get("/"))  # public at once
+    for typed in ("tomorrow", "2030-13-40T25:61", "2030-07-01"):
+        form.update(csrf_token=csrf_token(client, "/posts/new"), title=f"Odd {typed}", publish_at=typed)
+        response = client.post("/posts/new", data=form)
+        assert response.status_code == 200, typed
+        errors = text_of(response).split('id="publish_at-errors">', 1)[1].split("</ul>", 1)[0]
+        assert "Not a valid datetime value." in errors, typed
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Post)) == 1
