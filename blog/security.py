@@ -11,6 +11,7 @@ from typing import IO, Any, TypeVar
 
 import bcrypt
 from flask import Request, abort, current_app, g, request, session
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -218,6 +219,14 @@ def can_edit_post(user: Any, author_id: int | None) -> bool:
     if can_edit_any_post(user):
         return True
     return can_write(user) and user.id == author_id
+
+
+def member_key() -> str:
+    """A rate limit's key: the member, wherever they come from (a shared office address is
+    not one person), or the client's address for a visitor."""
+    if current_user.is_authenticated:
+        return f"member:{current_user.id}"
+    return get_remote_address()
 
 
 def capability_required(check: Callable[[Any], bool]) -> Callable[[F], F]:

@@ -22,7 +22,7 @@ from blog.accounts.models import User
 from blog.extensions import limiter
 from blog.forms import ButtonForm, show_error
 from blog.images import ImageError, save_image
-from blog.security import safe_next_url
+from blog.security import member_key, safe_next_url
 
 bp = Blueprint("auth", __name__)
 
@@ -180,13 +180,9 @@ def verify_email(token: str) -> Response | tuple[str, int]:
     return redirect(url_for("auth.profile") if current_user.is_authenticated else url_for("blog.index"))
 
 
-def _member_key() -> str:
-    return f"member:{current_user.get_id()}"
-
-
 @bp.route("/auth/verify", methods=["POST"])
 @login_required
-@limiter.limit(lambda: current_app.config["RESET_RATE_LIMIT_PER_ADDRESS"], key_func=_member_key)
+@limiter.limit(lambda: current_app.config["RESET_RATE_LIMIT_PER_ADDRESS"], key_func=member_key)
 def resend_verification() -> Response:
     form = ButtonForm()
     if form.validate_on_submit():

@@ -14,7 +14,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -30,6 +29,7 @@ from blog.security import (
     can_edit_post,
     can_write,
     capability_required,
+    member_key,
     require,
     safe_next_url,
 )
@@ -41,18 +41,10 @@ bp = Blueprint("blog", __name__)
 ATOM_ENTRIES = 20
 
 
-def _member_key() -> str:
-    """Rate limits on writing count per member, wherever they write from (a shared office
-    address is not one writer); a visitor, who is sent to log in, counts by address."""
-    if current_user.is_authenticated:
-        return f"member:{current_user.id}"
-    return get_remote_address()
-
-
 #: New posts and edits share one budget per member (``POST_RATE_LIMIT``).
 _post_limit = limiter.shared_limit(lambda: current_app.config["POST_RATE_LIMIT"], scope="write-post",
-                                   key_func=_member_key, methods=["POST"])
-_comment_limit = limiter.limit(lambda: current_app.config["COMMENT_RATE_LIMIT"], key_func=_member_key,
+                                   key_func=member_key, methods=["POST"])
+_comment_limit = limiter.limit(lambda: current_app.config["COMMENT_RATE_LIMIT"], key_func=member_key,
                                methods=["POST"])
 
 

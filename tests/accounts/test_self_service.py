@@ -303,3 +303,18 @@ def test_authors_hear_of_comments_unless_they_switch_it_off(app: Flask, client: 
     with app.app_context():
         posts.add_comment(db.session.get(type(post), post.id), db.session.get(User, bob.id), "Sugar?")
     assert len(eml_files(outbox)) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"RESET_RATE_LIMIT_PER_ADDRESS": "2 per hour",
+                                               "SITE_URL": SITE}])
+def test_new_confirmation_links_are_counted_per_member_across_logins(client: Any, auth: AuthActions,
+                                                                    outbox: Path) -> None:
+    register(client)  # the first link, at registration
+    statuses = []
+    for _ in range(3):
+        statuses.append(client.post("/auth/verify", data={"csrf_token": csrf_token(client, "/")})
+                        .status_code)
+        auth.logout()  # a new login is still the same member
+        auth.login("alice")
+    assert statuses == [302, 302, 429]
+    assert len(eml_files(outbox)) == 3
