@@ -10,7 +10,7 @@ import redis
 from flask import Blueprint, Flask, current_app, jsonify
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
@@ -18,7 +18,7 @@ from blog import jobs
 from blog.config import redis_options
 from blog.database import utcnow
 from blog.extensions import db, limiter
-from blog.mail.models import EmailMessage, EmailStatus
+from blog.mail import outbox
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("inkwell.health")
@@ -62,15 +62,10 @@ def queue_state() -> dict[str, Any]:
     except (redis.RedisError, OSError, sqlite3.Error) as error:  # Redis or the file unreachable
         log.warning("health check: job queue unreadable (%s)", type(error).__name__)
         state["pending"] = None
-    # One statement, over the index on status: the sent messages (most rows) are not read.
-    waiting = EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING))
-    count, oldest, failed = db.session.execute(
-        select(func.count().filter(waiting), func.min(EmailMessage.created_at).filter(waiting),
-               func.count().filter(EmailMessage.status == EmailStatus.FAILED))
-        .where(EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING,
-                                        EmailStatus.FAILED)))).one()
-    age = (utcnow() - oldest).total_seconds() if oldest is not None else 0
-    state["mail"] = {"waiting": count, "oldest_seconds": round(age), "failed": failed}
+    waiting = outbox.backlog()
+    age = (utcnow() - waiting.oldest).total_seconds() if waiting.oldest is not None else 0
+    state["mail"] = {"waiting": waiting.waiting, "oldest_seconds": round(age),
+                     "failed": waiting.failed}
     return state
 
 

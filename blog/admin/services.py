@@ -307,17 +307,6 @@ def email_list(status: str = "", q: str = "") -> Select[Any]:
     return stmt
 
 
-def email_counts() -> dict[str, int]:
-    """How many messages wait (queued or being sent) and how many failed, for the dashboard."""
-    rows = db.session.execute(
-        select(EmailMessage.status, func.count()).where(EmailMessage.status.in_(
-            (EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.FAILED)))
-        .group_by(EmailMessage.status)).all()
-    counts = dict(rows)
-    return {"waiting": counts.get(EmailStatus.QUEUED, 0) + counts.get(EmailStatus.SENDING, 0),
-            "failed": counts.get(EmailStatus.FAILED, 0)}
-
-
 def resend_email(message: EmailMessage) -> EmailMessage:
     """Send a message again (see :func:`blog.mail.outbox.resend`), audited; returns the
     message that will go (a copy when it had been sent)."""

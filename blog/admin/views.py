@@ -21,6 +21,7 @@ from blog.admin.forms import DiscountForm, OrderStatusForm, ProductForm, Shippin
 from blog.database_session import paginate
 from blog.extensions import db
 from blog.forms import ButtonForm, id_arg, show_error
+from blog.mail import outbox
 from blog.mail.models import EmailMessage, EmailStatus
 from blog.posts.models import Comment, Post
 from blog.security import role_required
@@ -71,7 +72,7 @@ def dashboard() -> str:
         scale=reports.value_scale(max((d.revenue for d in days), default=ZERO)),
         by_status=reports.orders_by_status(), top=reports.top_products(10),
         low_stock=reports.low_stock(10), members=reports.newest_members(5),
-        comments=reports.newest_comments(5), emails=services.email_counts(),
+        comments=reports.newest_comments(5), emails=outbox.backlog(),
     )
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import email.utils
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import func, select
 
 from blog.database import utcnow
 from blog.database_session import transaction
@@ -46,6 +49,28 @@ def queue_email(kind: str, recipient: str, subject: str, template: str, *,
     session.flush()  # its id, for the job
     enqueue_after_commit(deliver_email, message.id)
     return message
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the outbox: messages not yet sent (queued or being sent), when the
+    oldest of them was written, and messages given up on."""
+
+    waiting: int
+    oldest: datetime | None
+    failed: int
+
+
+def backlog() -> Backlog:
+    """The outbox's backlog in one statement over the index on status (the sent messages,
+    most rows, are not read): for /healthz and the admin dashboard."""
+    waiting = EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING))
+    count, oldest, failed = db.session.execute(
+        select(func.count().filter(waiting), func.min(EmailMessage.created_at).filter(waiting),
+               func.count().filter(EmailMessage.status == EmailStatus.FAILED))
+        .where(EmailMessage.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING,
+                                        EmailStatus.FAILED)))).one()
+    return Backlog(count, oldest, failed)
 
 
 def _one_line(value: str) -> str:
