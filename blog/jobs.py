@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, has_app_context
+from flask.ctx import AppContext
 from huey import Huey, MemoryHuey
 from huey.api import TaskWrapper
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
@@ -74,6 +75,15 @@ def storage_name() -> str:
     return "redis" if isinstance(huey.storage, RedisStorage) else "sqlite"
 
 
+def _app_context() -> AppContext:
+    """A new application context for a job: of the app that enqueued it when it runs inline,
+    else of the app :func:`init_app` bound (a worker's threads have none)."""
+    app = current_app._get_current_object() if has_app_context() else _app  # type: ignore[attr-defined]
+    if app is None:
+        raise RuntimeError("jobs.init_app() was never called")
+    return app.app_context()
+
+
 def job(**options: Any) -> Callable[[Callable[P, R]], TaskWrapper]:
     """Register a function as a job (``retries``, ``retry_delay``... as Huey's ``task``).
 
@@ -85,10 +95,7 @@ def job(**options: Any) -> Callable[[Callable[P, R]], TaskWrapper]:
     def decorator(func: Callable[P, R]) -> TaskWrapper:
         @functools.wraps(func)
         def in_app(*args: P.args, **kwargs: P.kwargs) -> R:
-            app = current_app._get_current_object() if has_app_context() else _app  # type: ignore[attr-defined]
-            if app is None:
-                raise RuntimeError("jobs.init_app() was never called")
-            with app.app_context():
+            with _app_context():
                 return func(*args, **kwargs)
 
         # Huey names the task after the wrapped function's module and name.
@@ -103,9 +110,7 @@ def periodic(schedule: Callable[[Any], bool], **options: Any) -> Callable[[Calla
     def decorator(func: Callable[[], R]) -> TaskWrapper:
         @functools.wraps(func)
         def in_app() -> R:
-            if _app is None:
-                raise RuntimeError("jobs.init_app() was never called")
-            with _app.app_context():
+            with _app_context():
                 return func()
 
         return huey.periodic_task(schedule, **options)(in_app)

@@ -68,7 +68,8 @@ def parse_tags(text: str) -> list[str]:
 
 
 def _viewer_id() -> int | None:
-    return current_user.id if has_request_context() and current_user.is_authenticated else None
+    viewer = _viewer()
+    return viewer.id if viewer is not None else None
 
 
 # --- reading ----------------------------------------------------------------------------
