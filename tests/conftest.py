@@ -258,6 +258,17 @@ def page_statements(client: FlaskClient, path: str) -> StatementCounter:
     return counted
 
 
+def png(colour: str, size: tuple[int, int] = (40, 30)) -> bytes:
+    """A real PNG file of one colour, for upload tests."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def text_of(response: Any) -> str:
     """A response's body as text, with HTML entities decoded."""
     return html.unescape(response.get_data(as_text=True))

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from PIL import Image
 from sqlalchemy import func, select
 
 from blog.accounts import tokens
@@ -20,7 +19,7 @@ from blog.extensions import db
 from blog.mail.models import EmailMessage
 from blog.posts import services as posts
 from tests.accounts.conftest import field_errors, is_logged_in, register
-from tests.conftest import PASSWORD, AuthActions, csrf_token, text_of
+from tests.conftest import PASSWORD, AuthActions, csrf_token, png, text_of
 from tests.mail.conftest import bodies, eml_files
 
 NEW_PASSWORD = "a quiet lighthouse at dusk"
@@ -193,12 +192,6 @@ def test_reset_requests_are_throttled_per_address(client: Any, make_user: Any, o
 
 
 # --- the profile -------------------------------------------------------------------------------
-
-
-def png(colour: str, size: tuple[int, int] = (300, 200)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def save_profile(client: Any, **fields: Any) -> Any:

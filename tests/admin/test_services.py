@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from PIL import Image
 from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import stream_encode_multipart
@@ -26,7 +25,7 @@ from blog.config import DefaultConfig
 from blog.extensions import db
 from blog.images import thumbnail_name
 from blog.shop.models import FixedAmountDiscount, PercentageDiscount, Product, Variant
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, png
 
 
 @pytest.fixture
@@ -172,12 +171,6 @@ def test_a_product_of_several_variants_is_edited_in_its_rows(app: Flask, client:
 
 
 # --- image files follow their product ----------------------------------------------------------
-
-
-def png(colour: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), colour).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def stored(uploads: Path) -> set[str]:
