@@ -33,7 +33,7 @@ from blog.config import (
 )
 from blog.database import init_database, start_counting, stop_counting
 from blog.errors import register as register_error_pages
-from blog.extensions import csrf, db, limiter, login_manager, migrate
+from blog.extensions import cache, csrf, db, limiter, login_manager, migrate
 from blog.security import SiteRequest, reject_nul_bytes, set_security_headers
 
 request_log = logging.getLogger("inkwell.request")
@@ -93,6 +93,7 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
     if config["RATELIMIT_STORAGE_URI"].startswith("redis"):  # redis:, rediss:, redis+unix:
         config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_options(config))
+    _configure_cache(app)
     if app.debug:
         config["SESSION_COOKIE_SECURE"] = False
         config["REMEMBER_COOKIE_SECURE"] = False
@@ -103,6 +104,21 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
         if problem:
             raise ConfigurationError(problem)
     app.config["SITE_URL"] = app.config["SITE_URL"].rstrip("/")
+
+
+def _configure_cache(app: Flask) -> None:
+    """Choose the cache's storage: Redis when there is one, else files in the instance folder,
+    which every worker process of this machine shares."""
+    config = app.config
+    if config["CACHE_TYPE"] is None:
+        if config["REDIS_URL"]:
+            config["CACHE_TYPE"] = "RedisCache"
+            config.setdefault("CACHE_REDIS_URL", config["REDIS_URL"])
+            config.setdefault("CACHE_OPTIONS", redis_options(config))
+        else:
+            config["CACHE_TYPE"] = "FileSystemCache"
+    if config["CACHE_TYPE"] == "FileSystemCache" and not config["CACHE_DIR"]:
+        config["CACHE_DIR"] = os.path.join(app.instance_path, "cache")
 
 
 def _check_secret_key(app: Flask) -> None:
@@ -157,6 +173,7 @@ def register_extensions(app: Flask) -> None:
         init_database(app, db.engine)
     migrate.init_app(app, db, directory=os.path.join(_REPOSITORY_ROOT, "migrations"))
     csrf.init_app(app)
+    cache.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -169,6 +186,9 @@ def register_extensions(app: Flask) -> None:
     import blog.mail.delivery  # noqa: F401
     urls.register(app)
     timezone.register(app)
+    from blog.pages.services import current_site
+
+    app.extensions[urls.SITE_SETTINGS] = current_site
 
 
 def register_blueprints(app: Flask) -> None:
@@ -181,6 +201,7 @@ def register_blueprints(app: Flask) -> None:
     from blog.admin.views import bp as admin_bp
     from blog.favicon import bp as favicon_bp
     from blog.health import bp as health_bp
+    from blog.pages.views import bp as pages_bp
     from blog.posts.views import bp as posts_bp
     from blog.shop.views import bp as shop_bp
     from blog.sitemap import bp as sitemap_bp
@@ -194,6 +215,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(favicon_bp)
     app.register_blueprint(sitemap_bp)
+    app.register_blueprint(pages_bp)
 
 
 def register_listeners(app: Flask) -> None:

@@ -78,6 +78,8 @@ class DefaultConfig:
     LOGIN_RATE_LIMIT = "60 per minute"
     #: Per member: new posts and edits together, and comments.
     POST_RATE_LIMIT = "30 per hour"
+    #: Images an author may add to their library (/posts/media).
+    MEDIA_RATE_LIMIT = "60 per hour"
     COMMENT_RATE_LIMIT = "10 per minute"
 
     #: How many reverse proxies in front of the app set X-Forwarded-For / -Proto (0: none).
@@ -119,6 +121,21 @@ class DefaultConfig:
     SITEMAP_MAX_URLS = 50_000
     #: The zone in which times are shown and typed (a scheduled post's time, say).
     SITE_TIMEZONE = "UTC"
+    #: The small print at the foot of every page (an admin may change it in /admin/settings).
+    SITE_FOOTER = ""
+    #: Links to the publication elsewhere, one per line: "Label https://address".
+    SITE_SOCIAL_LINKS = ""
+
+    # The cache (Flask-Caching) of site settings and the pages linked from every page.
+    #: None: Redis when REDIS_URL is set (every worker and host sees one cache, so a change
+    #: shows everywhere at once), else files in CACHE_DIR (shared by the workers of one
+    #: machine). "NullCache" switches caching off.
+    CACHE_TYPE: str | None = None
+    #: Where the file cache lives; None: <instance>/cache.
+    CACHE_DIR: str | None = None
+    #: Seconds an entry lives at most; writes invalidate what they change at once.
+    CACHE_DEFAULT_TIMEOUT = 300
+    CACHE_KEY_PREFIX = "inkwell:"
 
     # Mail (blog/mail): every message is an outbox row first, delivered by `flask worker`.
     #: SMTP server; None writes each message as an .eml file into MAIL_OUTBOX_FOLDER instead.
@@ -158,6 +175,8 @@ class DefaultConfig:
     JOBS_POLL_MAX_DELAY = 2.0
     #: Posts per page on the home, tag, profile, feed and search pages.
     POSTS_PER_PAGE = 10
+    #: Images per page of an author's library.
+    MEDIA_PER_PAGE = 24
 
     # The shop. Prices are kept in this one currency, in its minor units (cents).
     SHOP_CURRENCY = "USD"

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -88,11 +88,12 @@ def paginate(stmt: Select[Any], per_page_setting: str) -> Pagination:
                        error_out=True, count=True)
 
 
-def unique_slug(column: Any, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``… whichever ``column`` does not hold yet (one query).
-    A concurrent insert can still take it first; the column's unique constraint decides."""
+def unique_slug(column: Any, base: str, reserved: Collection[str] = ()) -> str:
+    """``base``, or ``base-2``, ``base-3``… whichever ``column`` does not hold yet (one query)
+    and is not ``reserved`` (a slug some other page's address already uses). A concurrent
+    insert can still take it first; the column's unique constraint decides."""
     taken = set(db.session.scalars(select(column).where(
-        or_(column == base, column.like(escape_like(base) + "-%", escape="\\")))))
+        or_(column == base, column.like(escape_like(base) + "-%", escape="\\"))))) | set(reserved)
     if base not in taken:
         return base
     number = 2

@@ -7,6 +7,7 @@ the application (and without circular imports). This module imports only
 
 from typing import TYPE_CHECKING
 
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -23,6 +24,8 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
+#: Site settings and the pages every page links to (blog.pages); see CACHE_TYPE in config.
+cache = Cache()
 
 if TYPE_CHECKING:
     # db.Model is made at run time from Base (the model_class above), which mypy cannot

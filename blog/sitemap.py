@@ -1,7 +1,7 @@
 """``/sitemap.xml`` and ``/robots.txt``: what search engines may read, and where.
 
 The sitemap lists what everyone may see (published posts whose time has come, tags that have
-such posts, active products, the home and shop pages), each with its last change, in a fixed
+such posts, active products, the static pages, the home and shop pages), each with its last change, in a fixed
 number of statements whatever the size. Above ``SITEMAP_MAX_URLS`` addresses (the protocol
 allows 50,000 per file) ``/sitemap.xml`` becomes an index of ``/sitemap-<n>.xml`` parts.
 
@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from blog.database import utcnow
 from blog.extensions import db
+from blog.pages.models import Page
 from blog.posts import services as posts
 from blog.posts.models import Post, Tag, post_tags
 from blog.shop.models import Product, Variant
@@ -43,6 +44,8 @@ def entries() -> list[Entry]:
     rows += [(site_url("shop.product", slug=slug), updated) for slug, updated in db.session.execute(
         select(Product.slug, Product.updated_at).where(Product.active.is_(True), sellable)
         .order_by(Product.name, Product.id))]
+    rows += [(site_url("pages.page", slug=slug), updated) for slug, updated in db.session.execute(
+        select(Page.slug, Page.updated_at).order_by(Page.slug))]
     return rows
 
 

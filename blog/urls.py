@@ -37,6 +37,17 @@ def site_host() -> str:
     return urlsplit(current_app.config["SITE_URL"]).hostname or "localhost"
 
 
+#: Where the pages domain puts the function giving the site's current settings (the factory
+#: does), so that lower domains (mail, accounts) name the site as its admin last set it.
+SITE_SETTINGS = "inkwell.site_settings"
+
+
+def site_name() -> str:
+    """The site's title, as set in /admin/settings (``SITE_NAME`` by default)."""
+    current = current_app.extensions.get(SITE_SETTINGS)
+    return str(current().title) if current is not None else str(current_app.config["SITE_NAME"])
+
+
 def check_site_url(app: Flask) -> str | None:
     """A problem with ``SITE_URL`` for the factory to refuse, or None when it is usable."""
     value = app.config.get("SITE_URL")

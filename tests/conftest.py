@@ -75,6 +75,9 @@ def make_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         # Never the repository's instance/ folder; the app fixtures give each test its own.
         "MAIL_OUTBOX_FOLDER": os.path.join(_SCRATCH, "outbox"),
         "JOBS_DATABASE": os.path.join(_SCRATCH, "jobs.sqlite3"),
+        # Each app its own cache: every test rolls its database back, so a cache shared
+        # between tests would show one test the settings another test stored.
+        "CACHE_TYPE": "SimpleCache",
     }
     config.update(overrides)
     return config
@@ -250,8 +253,19 @@ def statements() -> Callable[[], Any]:
     return count_statements
 
 
+def warm_site_cache(app: Flask) -> None:
+    """Fill the cache of the site's settings and linked pages, as every request but the first
+    after a change finds it (its two statements are tested in tests/pages)."""
+    from blog.pages.services import current_site
+
+    with app.app_context():
+        current_site()
+
+
 def page_statements(client: FlaskClient, path: str) -> StatementCounter:
-    """Fetch ``path`` and return what it ran; fails unless the page answers 200."""
+    """Fetch ``path`` and return what it ran, the site settings being cached; fails unless
+    the page answers 200."""
+    warm_site_cache(client.application)
     with count_statements() as counted:
         response = client.get(path)
     assert response.status_code == 200, (path, response.status_code)

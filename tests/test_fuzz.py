@@ -31,10 +31,12 @@ from sqlalchemy import select
 from werkzeug.datastructures import ImmutableMultiDict
 
 from blog.accounts import tokens
+from blog.admin import services as admin_services
 from blog.database_session import transaction
 from blog.extensions import db
 from blog.mail.models import EmailMessage
 from blog.posts import services as posts
+from blog.posts.models import Media
 from blog.shop.models import FixedAmountDiscount
 from tests.conftest import AuthActions, ShopActions, create_product, create_shipping, csrf_token, undone
 
@@ -199,8 +201,15 @@ def site(app: Flask, make_user: Callable[..., Any]) -> dict[str, Any]:
             session.add(discount)
         # alice's comment told root by email: the outbox has a message.
         message_id = db.session.scalars(select(EmailMessage.id)).first()
+        page = admin_services.save_page(None, "About", "", "About *us*.", "nav", 0)
+        # An image in root's library: a row only (no file is ever read by these pages).
+        with transaction() as session:
+            media = Media(owner_id=root.id, name="0123456789abcdef0123456789abcdef-40x30.webp",
+                          filename="photo.png")
+            session.add(media)
         ids = {"post_id": post.id, "comment_id": comment.id, "method_id": method.id,
-               "discount_id": discount.id, "user_id": alice.id, "message_id": message_id}
+               "discount_id": discount.id, "user_id": alice.id, "message_id": message_id,
+               "page_id": page.id, "media_id": media.id}
     return {"post": post.slug, "token": token, **ids}
 
 

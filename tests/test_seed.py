@@ -18,8 +18,8 @@ from blog.database import count_statements, utcnow
 from blog.database_session import transaction
 from blog.extensions import db
 from blog.posts.models import Comment, Post, Tag, follows, likes, post_tags
-from blog.posts.rendering import excerpt_of, render_markdown
 from blog.posts.services import normalize_tag
+from blog.rendering import excerpt_of, render_markdown
 from blog.security import check_password
 from blog.seed import DEMO_PASSWORD, REFUSAL, SeedError, SeedSizes, seed_site
 from blog.shop.checkout import ORDER_NUMBER_ALPHABET

@@ -31,7 +31,7 @@ from blog.extensions import db
 from blog.images import delete_image
 from blog.mail.outbox import queue_email
 from blog.security import check_password, check_password_of_nobody, hash_password, hash_rounds
-from blog.urls import site_url
+from blog.urls import site_name, site_url
 
 _signals = Namespace()
 #: Sent inside the registration transaction, after the user has an id, as
@@ -179,7 +179,7 @@ def _tell_owner_of_attempt(email: str) -> None:
         return
     with transaction():
         queue_email("registration_attempt", owner.email,
-                    f"Someone tried to register with your address at {current_app.config['SITE_NAME']}",
+                    f"Someone tried to register with your address at {site_name()}",
                     "registration_attempt", user=owner)
 
 
@@ -192,7 +192,7 @@ INVALID_LINK = "This link has expired or has already been used. Please ask for a
 def _queue_verification(user: User) -> None:
     link = site_url("auth.verify_email", token=tokens.make(tokens.VERIFY, user.id, user.email_key))
     queue_email("verify_email", user.email,
-                f"Confirm your email address for {current_app.config['SITE_NAME']}",
+                f"Confirm your email address for {site_name()}",
                 "verify_email", user=user, link=link)
 
 

@@ -23,6 +23,7 @@ from blog.extensions import limiter
 from blog.forms import ButtonForm, show_error
 from blog.images import ImageError, save_image
 from blog.security import member_key, safe_next_url
+from blog.urls import site_name
 
 bp = Blueprint("auth", __name__)
 
@@ -73,7 +74,7 @@ def register() -> Response | str:
                 flash(inbox, "info")
                 return redirect(url_for("auth.login"))
             services.log_in(user, **_client())
-            flash(f"Welcome to {current_app.config['SITE_NAME']}, {user.username}! {inbox}", "success")
+            flash(f"Welcome to {site_name()}, {user.username}! {inbox}", "success")
             return redirect(_next_or_home())
     return render_template("auth/register.html", form=form)
 

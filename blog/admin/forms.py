@@ -234,3 +234,25 @@ class ProductForm(SiteForm):
         return ProductInput(name=self.name.data, description=self.description.data or "",
                             category=self.category.data or "", active=self.active.data,
                             variants=variants, reason=self.reason.data or "")
+
+
+class PageForm(SiteForm):
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    slug = StringField("Address", validators=[Optional(), Length(max=100)])
+    body = TextAreaField("Text (Markdown)", validators=[DataRequired(), Length(max=100_000)],
+                         render_kw={"rows": 16})
+    place = RadioField("Linked from", choices=[SelectChoice("none", "Nowhere (only its address)"),
+                                               SelectChoice("nav", "The navigation"),
+                                               SelectChoice("footer", "The footer")],
+                       default="none")
+    position = IntegerField("Order", default=0,
+                            validators=[InputRequired(), NumberRange(min=-1000, max=1000)])
+
+
+class SettingsForm(SiteForm):
+    title = StringField("Site title", validators=[DataRequired(), Length(max=100)])
+    tagline = StringField("Tagline", validators=[Optional(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=300)])
+    footer = TextAreaField("Footer text", validators=[Optional(), Length(max=500)])
+    social_links = TextAreaField("Social links", validators=[Optional(), Length(max=4000)],
+                                 render_kw={"rows": 4})

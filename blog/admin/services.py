@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from flask_login import current_user
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,8 @@ from blog.errors import ServiceError
 from blog.extensions import db
 from blog.mail import outbox
 from blog.mail.models import EmailMessage, EmailStatus
+from blog.pages import services as pages
+from blog.pages.models import Page, SiteSetting
 from blog.posts.models import Comment, Post
 from blog.shop import orders
 from blog.shop.errors import ShopError
@@ -281,10 +284,81 @@ def save_shipping(method: ShippingMethod | None, values: ShippingValues) -> Ship
                  key="name", taken="Another shipping method already has that name.")
 
 
+# --- pages and site settings ----------------------------------------------------------------
+
+
+def save_page(page: Page | None, title: str, slug: str, body: str, place: str,
+              position: int) -> Page:
+    """Create (``page`` None) or edit a page, audited; the cached navigation and footer are
+    forgotten after the commit. A slug another page has is an AdminError on ``slug``."""
+    try:
+        content = pages.prepare_page(title, slug, body, place, position)
+    except pages.PageError as error:
+        raise AdminError(error.message, error.field) from error
+    target = page or Page()
+    values = {"title": content.title, "slug": content.slug, "body": content.body,
+              "body_html": content.body_html, "excerpt": content.excerpt,
+              "place": content.place, "position": content.position}
+    saved = _save("page", target, values, new=page is None, key="slug",
+                  taken="Another page has that address.")
+    pages.forget_site()
+    return saved
+
+
+def delete_page(page: Page) -> None:
+    """Delete a page (its address answers 404 from now on), audited."""
+    with transaction() as session:
+        session.execute(delete(Page).where(Page.id == page.id))
+        record("page", page.slug, "delete", {"title": [page.title, None]})
+    pages.forget_site()
+
+
+def save_settings(values: dict[str, str]) -> dict[str, list[str]]:
+    """Store the site settings an admin changed, audited, and return what changed
+    (``{key: [before, after]}``). A value equal to the configuration's default is not
+    stored, so the default applies again (and a later change of it too).
+
+    Raises AdminError (changing nothing) for social links that are not "Label address" lines.
+    """
+    try:
+        pages.parse_social_links(values.get("social_links", ""))
+    except pages.PageError as error:
+        raise AdminError(error.message, error.field) from error
+    config = current_app.config
+    try:
+        changes = _store_settings(values, config)
+    except IntegrityError as error:  # another admin added the same setting a moment before
+        raise AdminError("Another admin saved the settings at the same moment; "
+                         "please look at them again and save.") from error
+    pages.forget_site()
+    return changes
+
+
+def _store_settings(values: dict[str, str], config: Any) -> dict[str, list[str]]:
+    with transaction() as session:
+        before = pages.setting_values()
+        changes = {key: [before[key], values[key]] for key in pages.SETTINGS
+                   if key in values and values[key] != before[key]}
+        for key in changes:
+            default = str(config.get(pages.SETTINGS[key]) or "")
+            row = session.get(SiteSetting, key)
+            if values[key] == default:
+                if row is not None:
+                    session.delete(row)
+            elif row is None:
+                session.add(SiteSetting(key=key, value=values[key]))
+            else:
+                row.value = values[key]
+        if changes:
+            session.flush()
+            record("settings", "site", "update", changes)
+    return changes
+
+
 # --- the audit trail -------------------------------------------------------------------------
 
 ENTITY_TYPES = ("order", "product", "variant", "user", "comment", "post", "discount", "shipping",
-                "email")
+                "email", "page", "settings")
 
 
 def audit_events(entity_type: str = "") -> Select[Any]:

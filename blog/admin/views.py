@@ -17,12 +17,21 @@ from wtforms import SelectChoice
 from blog import images
 from blog.accounts.models import ADMIN, ROLES, User
 from blog.admin import products, reports, services
-from blog.admin.forms import DiscountForm, OrderStatusForm, ProductForm, ShippingForm
+from blog.admin.forms import (
+    DiscountForm,
+    OrderStatusForm,
+    PageForm,
+    ProductForm,
+    SettingsForm,
+    ShippingForm,
+)
 from blog.database_session import paginate
 from blog.extensions import db
 from blog.forms import ButtonForm, id_arg, show_error
 from blog.mail import outbox
 from blog.mail.models import EmailMessage, EmailStatus
+from blog.pages import services as pages
+from blog.pages.models import Page
 from blog.posts.models import Comment, Post
 from blog.security import role_required
 from blog.shop import orders
@@ -253,6 +262,57 @@ def edit_shipping(method_id: int | None) -> Response | str:
             flash(f"Shipping method {saved.name} saved.", "success")
             return redirect(url_for("admin.shipping_list"))
     return render_template("admin/shipping_form.html", form=form, method=method)
+
+
+# --- pages and site settings -----------------------------------------------------------------
+
+
+@bp.route("/pages")
+def page_list() -> str:
+    return render_template("admin/pages.html", pages=db.session.scalars(pages.page_list()).all(),
+                           form=ButtonForm(formdata=None))
+
+
+@bp.route("/pages/new", methods=["GET", "POST"], defaults={"page_id": None})
+@bp.route("/pages/<id:page_id>/edit", methods=["GET", "POST"])
+def edit_page(page_id: int | None) -> Response | str | tuple[str, int]:
+    page = _get_or_404(Page, page_id) if page_id else None
+    form = PageForm(obj=page)
+    if form.validate_on_submit():
+        try:
+            saved = services.save_page(page, form.title.data, form.slug.data or "", form.body.data,
+                                       form.place.data, form.position.data)
+        except services.AdminError as error:
+            show_error(form, error)
+        else:
+            flash(f"Page “{saved.title}” saved.", "success")
+            return redirect(url_for("admin.page_list"))
+    html = render_template("admin/page_form.html", form=form, page=page)
+    return (html, 400) if form.is_submitted() else html
+
+
+@bp.route("/pages/<id:page_id>/delete", methods=["POST"])
+def delete_page(page_id: int) -> Response:
+    page = _get_or_404(Page, page_id)
+    services.delete_page(page)
+    flash(f"Page “{page.title}” deleted.", "info")
+    return redirect(url_for("admin.page_list"))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings() -> Response | str | tuple[str, int]:
+    form = SettingsForm(data=pages.setting_values())
+    if form.validate_on_submit():
+        values = {name: (form[name].data or "").strip() for name in pages.SETTINGS}
+        try:
+            changes = services.save_settings(values)
+        except services.AdminError as error:
+            show_error(form, error)
+        else:
+            flash("Settings saved." if changes else "Nothing changed.", "success")
+            return redirect(url_for("admin.settings"))
+    html = render_template("admin/settings.html", form=form)
+    return (html, 400) if form.is_submitted() else html
 
 
 # --- audit -----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from blog.database_session import transaction
 from blog.extensions import db
 from blog.jobs import enqueue_after_commit, job, periodic
 from blog.mail.models import EmailMessage, EmailStatus
-from blog.urls import site_host
+from blog.urls import site_host, site_name
 
 log = logging.getLogger("inkwell.mail")
 
@@ -83,7 +83,7 @@ def sender() -> str:
     config = current_app.config
     if config["MAIL_DEFAULT_SENDER"]:
         return str(config["MAIL_DEFAULT_SENDER"])
-    return email.utils.formataddr((config["SITE_NAME"], f"noreply@{site_host()}"))
+    return email.utils.formataddr((site_name(), f"noreply@{site_host()}"))
 
 
 def build(row: EmailMessage) -> email.message.EmailMessage:

@@ -16,7 +16,7 @@ from blog.extensions import db
 from blog.jobs import enqueue_after_commit
 from blog.mail.delivery import deliver_email
 from blog.mail.models import EmailMessage, EmailStatus
-from blog.urls import site_host
+from blog.urls import site_host, site_name
 
 #: Header names a caller may add (List-Unsubscribe for the newsletter, Reply-To ...); the
 #: rest (From, To, Subject, Date, Message-ID) are the outbox's own.
@@ -35,7 +35,7 @@ def queue_email(kind: str, recipient: str, subject: str, template: str, *,
     if any(name.lower() in _OWN_HEADERS for name in extra):
         raise ValueError(f"headers may not set {sorted(extra)}")
     subject = _one_line(subject)[:300]
-    context.setdefault("site_name", current_app.config["SITE_NAME"])
+    context.setdefault("site_name", site_name())
     context.setdefault("subject", subject)
     message = EmailMessage(
         kind=kind, recipient=recipient, subject=subject,

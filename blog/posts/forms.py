@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
 from wtforms import BooleanField, DateTimeLocalField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
@@ -29,6 +31,8 @@ class PostForm(SiteForm):
     publish_at = DateTimeLocalField("Publish at (optional)", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
                                     validators=[Optional()])
     members_only = BooleanField("Members only (visitors see the title and excerpt)")
+    cover = FileField("Cover image (JPEG, PNG or WebP)")
+    remove_cover = BooleanField("Remove the cover image")
 
     def validate_tags(self, field: StringField) -> None:
         names = parse_tags(field.data or "")
@@ -38,12 +42,27 @@ class PostForm(SiteForm):
         if too_long:
             raise ValidationError(f"Tags can be at most 50 characters: {too_long[0][:20]}…")
 
+    def cover_upload(self) -> FileStorage | None:
+        """The cover image chosen, if any."""
+        return _upload(self.cover.data)
 
     def publish_time(self) -> datetime | None:
         """The time typed, in the site's zone, as UTC; None when the field is empty."""
         from blog.timezone import from_site_time
 
         return from_site_time(self.publish_at.data) if self.publish_at.data else None
+
+
+class MediaForm(SiteForm):
+    image = FileField("Image (JPEG, PNG or WebP)")
+
+    def upload(self) -> FileStorage | None:
+        """The image chosen, if any."""
+        return _upload(self.image.data)
+
+
+def _upload(data: object) -> FileStorage | None:
+    return data if isinstance(data, FileStorage) and data.filename else None
 
 
 class CommentForm(SiteForm):

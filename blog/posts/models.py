@@ -80,6 +80,10 @@ class Post(TimestampMixin, Model):
     published_at: Mapped[datetime | None] = mapped_column()
     #: Visitors see the title and excerpt and an invitation to register; members read it all.
     members_only: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: A stored image's name (:mod:`blog.images`): on top of the post, as a thumbnail in lists
+    #: and as the picture of the post's social card. Its size is in the name, so a list
+    #: shows it with width and height without opening a file or running a statement.
+    cover: Mapped[str | None] = mapped_column(String(100))
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     #: Bumped by every UPDATE (``version_id_col``): an edit based on an older version fails
     #: instead of silently overwriting a concurrent one.
@@ -122,3 +126,28 @@ class Comment(TimestampMixin, Model):
 
     post: Mapped[Post] = relationship(back_populates="comments")
     author: Mapped[User] = relationship()
+
+
+class Media(TimestampMixin, Model):
+    """An image an author uploaded to their library, to show in posts (``/posts/media``).
+
+    ``name`` is the stored file's name (:mod:`blog.images`), also what the post's Markdown
+    points at; ``filename`` is what the file was called on the author's computer, shown in
+    the library to find it again (never used as a path).
+    """
+
+    __tablename__ = "media"
+    __table_args__ = (
+        # An author's library, newest first.
+        Index("ix_media_owner_id_created_at", "owner_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    filename: Mapped[str] = mapped_column(String(200), default="")
+
+    owner: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Media {self.name}>"

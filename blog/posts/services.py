@@ -38,15 +38,20 @@ from blog.database_session import paginate as paginate_by
 from blog.database_session import transaction, unique_slug
 from blog.errors import ServiceError
 from blog.extensions import db
+from blog.images import delete_image
 from blog.mail.outbox import queue_email
 from blog.posts.models import Comment, Post, Tag, follows, likes
-from blog.posts.rendering import excerpt_of, render_markdown
+from blog.rendering import excerpt_of, render_markdown
 from blog.security import can_edit_any_post, can_edit_post
 from blog.text import slugify, xml_safe
 
 
 class BlogError(ServiceError):
     """A blog request that cannot be carried out; ``field`` names the form field."""
+
+
+#: Slugs a post never gets: the addresses /posts/new and /posts/media are pages of their own.
+RESERVED_SLUGS = frozenset({"new", "media"})
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -255,10 +260,15 @@ class PostContent:
     #: When a published post becomes visible (UTC); None: now, or as it was.
     publish_at: datetime | None = None
     members_only: bool = False
+    #: A newly stored cover image's name (saved before the transaction), or None.
+    cover: str | None = None
+    #: Take the cover away (when no new one is given).
+    remove_cover: bool = False
 
 
 def prepare_post(title: str, body: str, tags: str, publish: bool, *,
-                 publish_at: datetime | None = None, members_only: bool = False) -> PostContent:
+                 publish_at: datetime | None = None, members_only: bool = False,
+                 cover: str | None = None, remove_cover: bool = False) -> PostContent:
     """Render and normalize what a post form gave, outside any transaction. Characters XML
     cannot carry are dropped (they would break the Atom feed); raises BlogError when nothing
     of the title or body is left, or for a time without "publish"."""
@@ -272,7 +282,7 @@ def prepare_post(title: str, body: str, tags: str, publish: bool, *,
     body_html = render_markdown(body)
     tag_names = parse_tags(xml_safe(tags or ""))  # a form without the field gives None
     return PostContent(title, body, body_html, excerpt_of(body_html), tag_names, publish,
-                       publish_at, members_only)
+                       publish_at, members_only, cover, remove_cover)
 
 
 def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
@@ -292,6 +302,10 @@ def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
             post.published_at = now
     post.published = content.publish
     post.members_only = content.members_only
+    if content.cover is not None:
+        post.cover = content.cover
+    elif content.remove_cover:
+        post.cover = None
     # Always an UPDATE of the row, so its version moves even when only the tags changed.
     post.updated_at = utcnow()
 
@@ -329,17 +343,29 @@ def rerender_posts(batch_size: int = 200) -> int:
 
 
 def create_post(author: User, title: str, body: str, tags: str, publish: bool, *,
-                publish_at: datetime | None = None, members_only: bool = False) -> Post:
+                publish_at: datetime | None = None, members_only: bool = False,
+                cover: str | None = None) -> Post:
     """Write a new post (a draft unless ``publish``; scheduled when ``publish_at`` is still
-    to come); its slug comes from the title and is made unique with a numeric suffix."""
-    content = prepare_post(title, body, tags, publish, publish_at=publish_at,
-                           members_only=members_only)
+    to come); its slug comes from the title and is made unique with a numeric suffix.
+    ``cover`` is a stored image's name (:func:`blog.images.save_image`); when the post cannot
+    be written, the image is deleted again."""
+    try:
+        content = prepare_post(title, body, tags, publish, publish_at=publish_at,
+                               members_only=members_only, cover=cover)
+        return _insert_post(author, content)
+    except BaseException:
+        delete_image(cover)
+        raise
+
+
+def _insert_post(author: User, content: PostContent) -> Post:
     for attempt in range(3):
         try:
             with transaction() as session:
                 named = _tags_named(content.tag_names)
                 # tags=[]: known empty, so replacing them below loads nothing
-                post = Post(author_id=author.id, slug=unique_slug(Post.slug, slugify(title)), tags=[])
+                post = Post(author_id=author.id, tags=[],
+                            slug=unique_slug(Post.slug, slugify(content.title), reserved=RESERVED_SLUGS))
                 session.add(post)
                 _apply(post, content, named)
                 session.flush()
@@ -352,7 +378,8 @@ def create_post(author: User, title: str, body: str, tags: str, publish: bool, *
 
 
 def update_post(post: Post, title: str, body: str, tags: str, publish: bool, *,
-                publish_at: datetime | None = None, members_only: bool = False) -> None:
+                publish_at: datetime | None = None, members_only: bool = False,
+                cover: str | None = None, remove_cover: bool = False) -> None:
     """Edit a post; its slug stays the same so links keep working.
 
     The edit applies to the version of the post this request read. Another edit committed
@@ -360,8 +387,19 @@ def update_post(post: Post, title: str, body: str, tags: str, publish: bool, *,
     nothing: writing on top of it would mix the two (its tags with our title) or fail on
     rows it already removed.
     """
-    content = prepare_post(title, body, tags, publish, publish_at=publish_at,
-                           members_only=members_only)
+    try:
+        content = prepare_post(title, body, tags, publish, publish_at=publish_at,
+                               members_only=members_only, cover=cover, remove_cover=remove_cover)
+        old_cover = _write_edit(post, content)
+    except BaseException:
+        delete_image(cover)
+        raise
+    if old_cover is not None and old_cover != post.cover:
+        delete_image(old_cover)  # replaced or removed: no committed row names it any more
+
+
+def _write_edit(post: Post, content: PostContent) -> str | None:
+    """Apply the edit to the latest committed row; returns the cover it had before."""
     seen = post.version
     try:
         with transaction() as session:
@@ -374,17 +412,20 @@ def update_post(post: Post, title: str, body: str, tags: str, publish: bool, *,
                 raise BlogError("This post was deleted meanwhile.")
             if current.version != seen:
                 raise BlogError(CHANGED_MEANWHILE)
+            old_cover = current.cover
             _apply(current, content, _tags_named(content.tag_names))
             session.flush()
     except StaleDataError as error:  # the versioned UPDATE itself found a newer row
         raise BlogError(CHANGED_MEANWHILE) from error
+    return old_cover
 
 
 def delete_post(post: Post) -> None:
     """Delete a post; its comments, likes and tag links go with it (database cascades).
     An edit committed since the post was read does not stop the deletion."""
     with transaction() as session:
-        session.execute(delete(Post).where(Post.id == post.id))
+        cover = session.scalar(delete(Post).where(Post.id == post.id).returning(Post.cover))
+    delete_image(cover)
 
 
 def add_comment(post: Post, author: User, body: str) -> Comment:

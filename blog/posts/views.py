@@ -19,11 +19,15 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from blog.accounts.services import get_user_by_username
 from blog.database import utcnow
+from blog.database_session import paginate as paginate_by
+from blog.errors import ServiceError
 from blog.extensions import limiter
 from blog.forms import ButtonForm, show_error
+from blog.images import ImageError, is_stored_name, save_image
+from blog.posts import media as media_library
 from blog.posts import services
-from blog.posts.forms import CommentForm, PostForm
-from blog.posts.models import Post
+from blog.posts.forms import CommentForm, MediaForm, PostForm
+from blog.posts.models import Media, Post
 from blog.security import (
     can_edit_any_post,
     can_edit_post,
@@ -31,10 +35,11 @@ from blog.security import (
     capability_required,
     member_key,
     require,
+    require_owner,
     safe_next_url,
 )
 from blog.timezone import to_site_time
-from blog.urls import site_url
+from blog.urls import site_name, site_url
 
 bp = Blueprint("blog", __name__)
 
@@ -44,6 +49,8 @@ ATOM_ENTRIES = 20
 #: New posts and edits share one budget per member (``POST_RATE_LIMIT``).
 _post_limit = limiter.shared_limit(lambda: current_app.config["POST_RATE_LIMIT"], scope="write-post",
                                    key_func=member_key, methods=["POST"])
+_media_limit = limiter.limit(lambda: current_app.config["MEDIA_RATE_LIMIT"], key_func=member_key,
+                             methods=["POST"])
 _comment_limit = limiter.limit(lambda: current_app.config["COMMENT_RATE_LIMIT"], key_func=member_key,
                                methods=["POST"])
 
@@ -95,16 +102,30 @@ def new_post() -> BaseResponse | str:
     form = PostForm()
     if form.validate_on_submit():
         try:
+            cover = _stored_cover(form)
             post = services.create_post(_current_user(), form.title.data, form.body.data,
                                         form.tags.data, form.publish.data,
                                         publish_at=form.publish_time(),
-                                        members_only=form.members_only.data)
-        except services.BlogError as error:
+                                        members_only=form.members_only.data, cover=cover)
+        except ServiceError as error:
             show_error(form, error)
         else:
             flash(_saved_message(post), "success")
             return redirect(url_for("blog.post", slug=post.slug))
     return render_template("blog/edit.html", form=form, post=None)
+
+
+def _stored_cover(form: PostForm) -> str | None:
+    """The cover image uploaded with the form, checked and stored (before the post's
+    transaction, which deletes it again if it fails); None when none was chosen. Raises
+    BlogError on the ``cover`` field for a file refused."""
+    upload = form.cover_upload()
+    if upload is None:
+        return None
+    try:
+        return save_image(upload)
+    except ImageError as error:
+        raise services.BlogError(error.message, "cover") from error
 
 
 def _saved_message(post: Post) -> str:
@@ -113,6 +134,46 @@ def _saved_message(post: Post) -> str:
     if post.published_at is not None and services.is_scheduled(post):
         return f"Scheduled for {to_site_time(post.published_at).strftime('%-d %B %Y, %H:%M %Z')}."
     return "Published."
+
+
+@bp.route("/posts/media", methods=["GET", "POST"])
+@capability_required(can_write)
+@_media_limit
+def media() -> BaseResponse | str | tuple[str, int]:
+    """The member's image library: upload, and the Markdown to paste for each image."""
+    form = MediaForm()
+    if form.validate_on_submit():
+        upload = form.upload()
+        if upload is None:
+            form.image.errors.append("Choose an image to upload.")
+        else:
+            try:
+                added = media_library.upload(_current_user(), upload)
+            except ImageError as error:
+                show_error(form, error)
+            else:
+                flash(f"Added {added.filename or 'the image'}; paste its Markdown into a post.",
+                      "success")
+                return redirect(url_for("blog.media"))
+    page = paginate_by(media_library.library(current_user), "MEDIA_PER_PAGE")
+    html = render_template("blog/media.html", form=form, page=page,
+                           action_form=ButtonForm(formdata=None))
+    return (html, 400) if form.is_submitted() else html
+
+
+@bp.route("/posts/media/<id:media_id>/delete", methods=["POST"])
+@login_required
+def delete_media(media_id: int) -> BaseResponse:
+    item = media_library.get_media(media_id) or abort(404)
+    # Only its owner (or an admin) sees an image in a library: 404 for anyone else.
+    require_owner(item.owner_id, conceal=True)
+    try:
+        media_library.delete(item)
+    except media_library.MediaError as error:
+        flash(error.message, "error")
+    else:
+        flash("The image is deleted.", "info")
+    return redirect(url_for("blog.media"))
 
 
 @bp.route("/posts/<slug>/edit", methods=["GET", "POST"])
@@ -130,10 +191,12 @@ def edit_post(slug: str) -> BaseResponse | str | tuple[str, int]:
                                 else None)
     if form.validate_on_submit():
         try:
+            cover = _stored_cover(form)
             services.update_post(post, form.title.data, form.body.data, form.tags.data,
                                  form.publish.data, publish_at=form.publish_time(),
-                                 members_only=form.members_only.data)
-        except services.BlogError as error:
+                                 members_only=form.members_only.data, cover=cover,
+                                 remove_cover=form.remove_cover.data)
+        except ServiceError as error:
             show_error(form, error)
             status = 409 if error.message == services.CHANGED_MEANWHILE else 400
             return render_template("blog/edit.html", form=form, post=post), status
@@ -261,7 +324,7 @@ def search() -> str:
 
 @bp.route("/feed.atom")
 def atom() -> Response:
-    return _atom(services.latest_published(ATOM_ENTRIES), current_app.config["SITE_NAME"],
+    return _atom(services.latest_published(ATOM_ENTRIES), site_name(),
                  site_url("blog.atom"), site_url("blog.index"))
 
 
@@ -269,7 +332,7 @@ def atom() -> Response:
 def tag_atom(name: str) -> Response:
     tag = services.get_tag(name) or abort(404)
     return _atom(services.latest_published(ATOM_ENTRIES, tag=tag),
-                 f"#{tag.name} · {current_app.config['SITE_NAME']}",
+                 f"#{tag.name} · {site_name()}",
                  site_url("blog.tag_atom", name=tag.name), site_url("blog.tag", name=tag.name))
 
 
@@ -277,7 +340,7 @@ def tag_atom(name: str) -> Response:
 def user_atom(username: str) -> Response:
     user = _member(username)
     return _atom(services.latest_published(ATOM_ENTRIES, author=user),
-                 f"{user.shown_name} · {current_app.config['SITE_NAME']}",
+                 f"{user.shown_name} · {site_name()}",
                  site_url("blog.user_atom", username=user.username),
                  site_url("blog.profile", username=user.username))
 
@@ -305,16 +368,25 @@ def post_structured_data(post: Post) -> dict[str, object]:
     """JSON-LD ``BlogPosting`` for a post's page (what search engines read)."""
     author = {"@type": "Person", "name": post.author.shown_name,
               "url": site_url("blog.profile", username=post.author.username)}
-    return {
+    data: dict[str, object] = {
         "@context": "https://schema.org", "@type": "BlogPosting",
         "headline": post.title[:110], "description": post.excerpt,
         "datePublished": post.published_at.isoformat() if post.published_at else None,
         "dateModified": post.updated_at.isoformat(),
         "author": author, "mainEntityOfPage": site_url("blog.post", slug=post.slug),
         "keywords": [tag.name for tag in post.tags],
-        "publisher": {"@type": "Organization", "name": current_app.config["SITE_NAME"],
+        "publisher": {"@type": "Organization", "name": site_name(),
                       "url": site_url("blog.index")},
     }
+    if is_stored_name(post.cover):
+        data["image"] = site_url("images.serve", name=post.cover)
+    return data
+
+
+@bp.app_template_global()
+def markdown_for(item: Media) -> str:
+    """The Markdown that shows a library image in a post."""
+    return media_library.markdown_for(item)
 
 
 @bp.app_template_global()

@@ -27,7 +27,7 @@ in chunks, inside one service transaction: all or nothing. Ids come back through
 Rendering Markdown is the slow part (about a millisecond per post), so post bodies are
 assembled from a pool of Markdown blocks that are rendered once each: blocks separated by
 blank lines render independently, so the HTML of a body is the concatenation of its blocks'
-HTML (the tests check it against :func:`blog.posts.rendering.render_markdown`).
+HTML (the tests check it against :func:`blog.rendering.render_markdown`).
 
 **Never clashes.** On a site that already has data (only with ``force``), existing tags,
 categories and shipping methods are reused by name, and any generated username, email,
@@ -56,6 +56,7 @@ from blog.database import log as sql_log
 from blog.database import utcnow
 from blog.database_session import transaction
 from blog.extensions import db
+from blog.pages.services import forget_site
 from blog.security import check_password, hash_password
 from blog.seed.builder import Seeder
 from blog.seed.bulk import CHUNK_SIZE, core_table
@@ -169,8 +170,10 @@ def seed_site(sizes: SeedSizes, *, seed: int, admin_password: str = DEMO_PASSWOR
         seeder.members_and_carts(admin_hash, member_hash)
         seeder.follows()
         seeder.blog()
+        seeder.pages()
         variants, methods, discount = seeder.shop()
         seeder.orders(variants, methods, discount)
+    forget_site()  # the new pages show in the navigation at once
     return SeedResult(seed=seed, admin_username=seeder.members[0].username,
                       member_username=seeder.members[1].username,
                       editor_username=seeder.editor.username if seeder.editor else None,

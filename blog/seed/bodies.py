@@ -3,7 +3,7 @@
 Rendering Markdown is the slow part of seeding (about a millisecond per post). Blocks
 separated by blank lines render independently, so the HTML of a body made of blocks is the
 concatenation of the blocks' HTML, and a pool of some 150 rendered blocks serves any number
-of posts. (The tests check bodies against :func:`blog.posts.rendering.render_markdown`.)
+of posts. (The tests check bodies against :func:`blog.rendering.render_markdown`.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from blog.posts.rendering import excerpt_of, render_markdown
+from blog.rendering import excerpt_of, render_markdown
 from blog.seed.words import CODE_SNIPPETS, HEADINGS, LINKS, LIST_ITEMS, SENTENCES, TABLES
 
 

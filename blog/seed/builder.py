@@ -284,6 +284,28 @@ class Seeder:
 
     # the shop -------------------------------------------------------------------------
 
+    def pages(self) -> None:
+        """An About page in the navigation and a Contact page in the footer, unless pages
+        with those addresses exist (a second seed with --force keeps the admin's)."""
+        from blog.pages.models import Page
+        from blog.rendering import excerpt_of, render_markdown
+
+        pages = [
+            ("about", "About", "nav", ABOUT_PAGE),
+            ("contact", "Contact", "footer", CONTACT_PAGE),
+        ]
+        taken = set(self.session.scalars(select(Page.slug).where(Page.slug.in_([p[0] for p in pages]))))
+        rows = []
+        for position, (slug, title, place, body) in enumerate(pages):
+            if slug in taken:
+                continue
+            html = render_markdown(body)
+            rows.append({"slug": slug, "title": title, "body": body, "body_html": html,
+                         "excerpt": excerpt_of(html), "place": place, "position": position,
+                         "created_at": self.anchor, "updated_at": self.anchor})
+        self._insert(Page, rows)
+        self.counts["pages"] = len(rows)
+
     def shop(self) -> tuple[list[dict[str, Any]], list[tuple[int, str, Decimal]], dict[str, Any]]:
         """Categories, products and variants, shipping methods and the discount code.
         Returns the variants (with their product), the shipping methods and the discount."""
@@ -436,3 +458,16 @@ def _unique_drawn(rng: random.Random, taken: set[str], draw: Callable[[], str]) 
 
 def _postal_code(rng: random.Random, template: str) -> str:
     return "".join(str(rng.randrange(10)) if char == "#" else char for char in template)
+
+
+ABOUT_PAGE = """We are a small collective of writers and printmakers. We publish essays and notes
+here, and sell the prints and zines we make in the shop.
+
+Everything on this site is written and made by us. If you like what you read, register
+to comment and follow the writers you enjoy.
+"""
+
+CONTACT_PAGE = """Write to us at hello@example.com. We answer within a few days.
+
+For orders, please give your order number.
+"""

@@ -11,6 +11,7 @@ Chromium is never downloaded by a test tool: the tests use ``/usr/bin/chromium``
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import threading
@@ -85,10 +86,13 @@ class Site:
 def fill_site(app: Flask, site: Site) -> None:
     """Demo data plus the stress post, committed for the server thread to see."""
     from blog.accounts import tokens
+    from blog.images import save_image
     from blog.mail.models import EmailMessage
+    from blog.posts import media
     from blog.posts import services as posts
     from blog.seed import SeedSizes, seed_site
     from blog.shop.models import Order, Product
+    from tests.conftest import png
 
     with app.app_context():
         flask_migrate.upgrade()
@@ -100,7 +104,14 @@ def fill_site(app: Flask, site: Site) -> None:
         db.session.execute(insert(user_roles).values(user_id=reader.id, role_id=author_role.id))
         db.session.commit()
         admin = db.session.scalars(select(User).where(User.username == "admin")).one()
-        post = posts.create_post(reader, "Wide things on small screens", STRESS_BODY, "layout, code", True)
+        # A picture in the reader's library (with a long name, for the layout), shown in the
+        # stress post, which also gets a cover: lists, the post and the library show images.
+        picture = media.upload(reader, io.BytesIO(png("teal", (1200, 800))),
+                               "a-very-long-file-name-from-a-camera-IMG_20261205_073012_HDR_edited_final.png")
+        cover = save_image(io.BytesIO(png("navy", (1600, 900))))
+        post = posts.create_post(reader, "Wide things on small screens",
+                                 STRESS_BODY + "\n\n" + media.markdown_for(picture) + "\n",
+                                 "layout, code", True, cover=cover)
         posts.add_comment(post, reader, "A comment from the author, which they may delete.")
         posts.add_comment(post, admin, "A comment from the admin.")
         site.post_slug = post.slug

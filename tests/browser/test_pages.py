@@ -12,15 +12,15 @@ from tests.browser.conftest import WIDTHS, Site
 
 VISITOR_PAGES = ["/", "/posts/{post_slug}", "/tags/code", "/search?q=the", "/users/reader", "/shop/",
                  "/shop/products/{product_slug}", "/shop/cart", "/auth/login", "/auth/register",
-                 "/auth/reset", "/auth/reset/{reset_token}", "/no-such-page"]
+                 "/auth/reset", "/auth/reset/{reset_token}", "/pages/about", "/no-such-page"]
 MEMBER_PAGES = ["/", "/posts/{post_slug}", "/feed", "/posts/new", "/posts/{post_slug}/edit",
                 "/users/reader", "/auth/password", "/auth/profile", "/shop/cart", "/shop/checkout",
-                "/shop/orders", "/shop/orders/{member_order_number}"]
+                "/shop/orders", "/shop/orders/{member_order_number}", "/posts/media"]
 ADMIN_PAGES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/products/{product_id}/edit",
                "/admin/orders", "/admin/orders/{order_number}", "/admin/users", "/admin/comments",
                "/admin/posts", "/admin/discounts", "/admin/discounts/new", "/admin/shipping",
                "/admin/shipping/new", "/admin/audit", "/admin/emails", "/admin/emails/{message_id}",
-               "/posts/{post_slug}"]
+               "/admin/pages", "/admin/pages/new", "/admin/settings", "/posts/{post_slug}"]
 PAGES = ([("visitor", path) for path in VISITOR_PAGES] + [("member", path) for path in MEMBER_PAGES]
          + [("admin", path) for path in ADMIN_PAGES])
 EXPECTED_STATUS = {"/no-such-page": 404}

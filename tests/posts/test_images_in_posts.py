@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from blog.extensions import db
 from blog.posts.models import Post
-from blog.posts.rendering import render_markdown
+from blog.rendering import render_markdown
 
 STORED = "0123456789abcdef0123456789abcdef-1600x1200.webp"
 THUMB = "0123456789abcdef0123456789abcdef-1600x1200-thumb.webp"

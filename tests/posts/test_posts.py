@@ -14,7 +14,7 @@ from blog.accounts.models import User
 from blog.extensions import db
 from blog.posts import services
 from blog.posts.models import Comment, Post, Tag, likes
-from blog.posts.rendering import render_markdown
+from blog.rendering import render_markdown
 from tests.conftest import AuthActions, csrf_token, text_of
 from tests.posts.conftest import as_, count
 

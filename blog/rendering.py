@@ -1,4 +1,4 @@
-"""Markdown to safe HTML, done once when a post is saved.
+"""Markdown to safe HTML, done once when a post or a page is saved.
 
 markdown-it-py renders CommonMark (raw HTML in the source is shown as text, not passed
 through); nh3 then sanitizes the result against an allowlist as a second line of defence,

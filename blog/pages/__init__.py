@@ -1,0 +1,1 @@
+"""Static pages (about, contact) and the site's settings (title, tagline, description)."""
