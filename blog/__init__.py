@@ -149,6 +149,29 @@ def _check_shop_settings(app: Flask) -> None:
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise ConfigurationError(f"SHOP_CURRENCY must be a three-letter code such as USD, not {currency!r}.")
     app.config["SHOP_CURRENCY"] = currency.upper()
+    _check_payment_settings(app)
+
+
+def _check_payment_settings(app: Flask) -> None:
+    """Refuse to start with a payment provider that cannot take a payment."""
+    config = app.config
+    name = config["PAYMENT_PROVIDER"]
+    if name not in ("manual", "stripe"):
+        raise ConfigurationError(f"PAYMENT_PROVIDER must be manual or stripe, not {name!r}.")
+    try:
+        window = int(config["PAYMENT_WINDOW_MINUTES"])
+    except (TypeError, ValueError):
+        window = 0
+    if name == "stripe":
+        missing = [key for key in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET") if not config.get(key)]
+        if missing:
+            raise ConfigurationError(f"PAYMENT_PROVIDER=stripe needs {' and '.join(missing)}.")
+        if not 30 <= window <= 24 * 60:
+            raise ConfigurationError("PAYMENT_WINDOW_MINUTES must be from 30 to 1440 with Stripe "
+                                     f"(how long a Checkout Session may live), not {window!r}.")
+    elif window < 1:
+        raise ConfigurationError(f"PAYMENT_WINDOW_MINUTES must be a whole number of minutes, not "
+                                 f"{config['PAYMENT_WINDOW_MINUTES']!r}.")
 
 
 def register_logging(app: Flask) -> None:
@@ -183,7 +206,8 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(load_user_for_token)
     jobs.init_app(app)
     # Every module with jobs is imported here, so a worker knows each job it may be handed.
-    import blog.mail.delivery  # noqa: F401
+    import blog.mail.delivery
+    import blog.payments.jobs  # noqa: F401
     urls.register(app)
     timezone.register(app)
     from blog.pages.services import current_site
@@ -202,6 +226,7 @@ def register_blueprints(app: Flask) -> None:
     from blog.favicon import bp as favicon_bp
     from blog.health import bp as health_bp
     from blog.pages.views import bp as pages_bp
+    from blog.payments.views import bp as payments_bp
     from blog.posts.views import bp as posts_bp
     from blog.shop.views import bp as shop_bp
     from blog.sitemap import bp as sitemap_bp
@@ -216,6 +241,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(favicon_bp)
     app.register_blueprint(sitemap_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(payments_bp)
 
 
 def register_listeners(app: Flask) -> None:
@@ -228,11 +254,14 @@ def register_listeners(app: Flask) -> None:
     receiver and sender), so nothing fires twice.
     """
     from blog.accounts.services import user_registered
-    from blog.admin.audit import record_catalog_import, record_order_status
+    from blog.admin.audit import record_catalog_import, record_order_status, record_refund
+    from blog.payments.refunds import refund_settled
+    from blog.payments.services import record_manual_payment
+    from blog.payments.views import answer_payment_page
     from blog.shop.cart import create_member_cart
     from blog.shop.catalog_io import catalog_imported
     from blog.shop.emails import order_status_changed as mail_order_status
-    from blog.shop.orders import order_status_changed
+    from blog.shop.orders import order_awaits_payment, order_status_changed
     from blog.shop.views import merge_cart_on_login
 
     jobs.register_listeners()  # jobs asked for in a transaction are enqueued when it commits
@@ -241,6 +270,9 @@ def register_listeners(app: Flask) -> None:
     order_status_changed.connect(record_order_status, sender=app)  # every move is audited
     order_status_changed.connect(mail_order_status, sender=app)  # the customer hears of it
     catalog_imported.connect(record_catalog_import, sender=app)  # so is every CSV import's change
+    order_status_changed.connect(record_manual_payment, sender=app)  # "mark paid" is in the ledger
+    order_awaits_payment.connect(answer_payment_page, sender=app)  # the provider's page
+    refund_settled.connect(record_refund, sender=app)  # every refund, done or refused, is audited
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -216,9 +216,26 @@ def worker_command(workers: int | None) -> None:
     consumer.run()
 
 
+@click.group("orders")
+def orders_group() -> None:
+    """Orders: payment windows."""
+
+
+@orders_group.command("expire-unpaid")
+@with_appcontext
+def expire_unpaid_command() -> None:
+    """Cancel and restock online orders whose payment window has passed (the worker does it
+    every minute too)."""
+    from blog.payments.services import expire_unpaid
+
+    count = expire_unpaid()
+    click.echo(f"Cancelled {count} unpaid order{'s' if count != 1 else ''} past the payment window.")
+
+
 def register(app: Flask) -> None:
     """Add the commands to ``app.cli``."""
     app.cli.add_command(create_admin)
+    app.cli.add_command(orders_group)
     app.cli.add_command(import_products)
     app.cli.add_command(export_products)
     app.cli.add_command(seed_command)

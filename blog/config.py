@@ -195,6 +195,23 @@ class DefaultConfig:
     #: provider: bank transfer or on delivery).
     PAYMENT_INSTRUCTIONS = ("Pay by bank transfer, quoting your order number, or on delivery. "
                             "We will write to you when your payment arrives and when your order ships.")
+    # Payments (blog/payments): "manual" (bank transfer or on delivery: an admin marks orders
+    # paid) or "stripe" (Stripe Checkout's hosted page).
+    PAYMENT_PROVIDER = "manual"
+    #: Minutes an online order waits for its payment before it is cancelled and restocked
+    #: (Stripe allows a Checkout Session 30 minutes to 24 hours).
+    PAYMENT_WINDOW_MINUTES = 30
+    STRIPE_SECRET_KEY: str | None = None
+    #: The signing secret of the webhook endpoint registered at Stripe (whsec_…).
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    #: Where the stripe library sends its calls; None: Stripe's own (tests point it at a
+    #: local stand-in).
+    STRIPE_API_BASE: str | None = None
+    #: The origin of the payment page when it is not Stripe's own (a local stand-in in tests),
+    #: allowed by the Content-Security-Policy's form-action.
+    STRIPE_CHECKOUT_ORIGIN: str | None = None
+    #: Seconds to wait for Stripe before telling the customer to try again.
+    STRIPE_TIMEOUT = 20
 
     # Uploaded images (products, avatars): checked and re-encoded as WebP by blog/images.py,
     # served by the app (blog/uploads.py).

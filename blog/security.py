@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any, TypeVar
+from urllib.parse import urlsplit
 
 import bcrypt
 from flask import Request, abort, current_app, g, request, session
@@ -149,6 +150,24 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+#: Stripe Checkout's hosted page. Browsers apply form-action to where a form post redirects,
+#: so the checkout form's answer (303 to Stripe) needs it allowed when Stripe is on.
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
+
+def content_security_policy(config: Any) -> str:
+    """The policy for this configuration: forms post to the site itself, and to the payment
+    page only when an online provider is on."""
+    if config.get("PAYMENT_PROVIDER") != "stripe":
+        return CONTENT_SECURITY_POLICY
+    origins = [STRIPE_CHECKOUT_ORIGIN]
+    extra = config.get("STRIPE_CHECKOUT_ORIGIN")
+    if extra:
+        parts = urlsplit(extra)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
+
+
 def set_security_headers(response: Response) -> Response:
     """Add the headers every response carries, error pages included.
 
@@ -157,7 +176,7 @@ def set_security_headers(response: Response) -> Response:
     stops a first plain-http request from being intercepted. Plain-http serving (``make run``,
     debug) has secure cookies off, and so no HSTS, which would lock a browser out of it.
     """
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(current_app.config))
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")

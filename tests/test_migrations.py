@@ -109,3 +109,28 @@ def test_members_who_wrote_become_authors(fresh_app):
             select(User.username, Role.name).join(User.roles).order_by(User.username)).all()
         assert [tuple(row) for row in holders] == [("writer", "author")]
         assert db.session.execute(text("SELECT members_only FROM posts")).scalar_one() in (False, 0)
+
+
+def test_orders_paid_by_hand_get_their_payment_in_the_ledger(fresh_app):
+    """0011_payments: orders past "pending" were paid before there was a ledger; each gets a
+    manual payment of its total, so the dashboard's revenue (payments) keeps its history."""
+    now = "2026-01-01 00:00:00"
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision="0010_media_pages")
+        with db.engine.begin() as connection:
+            for number, status in (("IW-PAID", "paid"), ("IW-SENT", "shipped"), ("IW-OPEN", "pending"),
+                                   ("IW-GONE", "cancelled")):
+                connection.execute(text(
+                    "INSERT INTO orders (number, checkout_token, status, full_name, address_line1,"
+                    " address_line2, city, postal_code, country, shipping_method_name, subtotal,"
+                    " discount_amount, shipping_price, tax, total, created_at, updated_at)"
+                    " VALUES (:n, :n, :s, 'A', 'B', '', 'C', 'D', 'E', 'Post', 1600, 0, 500, 0, 2100,"
+                    " :now, :now)"), {"n": number, "s": status, "now": now})
+        flask_migrate.upgrade()
+        rows = db.session.execute(text(
+            "SELECT o.number, p.provider, p.amount, p.status, p.refunded FROM payments p"
+            " JOIN orders o ON o.id = p.order_id ORDER BY o.number")).all()
+        assert [tuple(row) for row in rows] == [("IW-PAID", "manual", 2100, "succeeded", 0),
+                                                ("IW-SENT", "manual", 2100, "succeeded", 0)]
+        assert db.session.execute(text(
+            "SELECT DISTINCT payment_provider FROM orders")).scalar_one() == "manual"

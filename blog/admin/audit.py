@@ -89,3 +89,12 @@ def record_catalog_import(sender: Any, changes: list[Any], **extra: Any) -> None
         _event_values(change.entity_type, change.entity_id[:ENTITY_ID_MAX], change.action, change.changes,
                       note="CSV import", actor=None)
         for change in changes])
+
+
+def record_refund(sender: Any, refund: Any, order: Any, actor: Any = None, **extra: Any) -> None:
+    """Record a refund's outcome (a listener of ``payments.refunds.refund_settled``)."""
+    changes = {"amount": str(refund.amount), "shipping": str(refund.shipping),
+               "status": refund.status, "restock": refund.restock}
+    if refund.error:
+        changes["error"] = refund.error
+    record("order", order.number, "refund", changes, note=refund.reason, actor=actor)

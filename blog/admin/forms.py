@@ -34,10 +34,11 @@ from wtforms.validators import (
 from wtforms.widgets import HiddenInput
 
 from blog.admin.products import ProductInput, VariantInput, several_variants, single_variant
-from blog.admin.services import DiscountValues, ShippingValues
+from blog.admin.services import AdminError, DiscountValues, ShippingValues
 from blog.database import CENT
 from blog.forms import MAX_MONEY, IdField, MoneyField, SiteForm, SiteSubForm
 from blog.shop.models import Discount, OrderStatus, Product
+from blog.shop.pricing import parse_money
 
 
 class OrderStatusForm(SiteForm):
@@ -256,3 +257,32 @@ class SettingsForm(SiteForm):
     footer = TextAreaField("Footer text", validators=[Optional(), Length(max=500)])
     social_links = TextAreaField("Social links", validators=[Optional(), Length(max=4000)],
                                  render_kw={"rows": 4})
+
+
+class RefundForm(SiteForm):
+    """Units per order line come as ``qty-<line id>`` fields (as many as the order has)."""
+
+    shipping = StringField("Shipping to refund", default="0")
+    reason = StringField("Reason (the customer sees it)", validators=[Optional(), Length(max=500)])
+    restock = BooleanField("Put the refunded items back in stock")
+
+    def quantities(self, lines: list[tuple[Any, Any]]) -> dict[int, int]:
+        """``{line id: units}`` from the ``qty-<id>`` fields; raises AdminError for a value
+        that is not a whole number."""
+        from flask import request
+
+        chosen: dict[int, int] = {}
+        for item, _share in lines:
+            raw = (request.form.get(f"qty-{item.id}") or "0").strip()
+            if not raw.isdigit() or len(raw) > 6:
+                raise AdminError(f"{item.description}: give a whole number of units.")
+            if int(raw):
+                chosen[item.id] = int(raw)
+        return chosen
+
+    def shipping_amount(self) -> Decimal:
+        """The shipping to refund; raises AdminError for text that is not an amount."""
+        try:
+            return parse_money(self.shipping.data or "0")
+        except ValueError as error:
+            raise AdminError("Give the shipping to refund as an amount, such as 5.00.", "shipping") from error

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
@@ -22,21 +23,26 @@ from blog.admin.forms import (
     OrderStatusForm,
     PageForm,
     ProductForm,
+    RefundForm,
     SettingsForm,
     ShippingForm,
 )
 from blog.database_session import paginate
+from blog.errors import ServiceError
 from blog.extensions import db
 from blog.forms import ButtonForm, id_arg, show_error
 from blog.mail import outbox
 from blog.mail.models import EmailMessage, EmailStatus
 from blog.pages import services as pages
 from blog.pages.models import Page
+from blog.payments import refunds
+from blog.payments import services as payment_services
 from blog.posts.models import Comment, Post
 from blog.security import role_required
 from blog.shop import orders
 from blog.shop.models import Discount, OrderStatus, ShippingMethod
 from blog.shop.pricing import ZERO
+from blog.shop.views import money
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -155,7 +161,32 @@ def order(number: str) -> Response | str:
     # select offers the moves forward.
     can_cancel = OrderStatus.CANCELLED in orders.TRANSITIONS[item.status]
     form.status.choices = [c for c in form.status.choices if c.value != OrderStatus.CANCELLED]
-    return render_template("admin/order.html", order=item, form=form, can_cancel=can_cancel)
+    ledger = payment_services.payments_of(item)
+    return render_template("admin/order.html", order=item, form=form, can_cancel=can_cancel,
+                           payments=ledger, refunds=refunds.refunds_of(item),
+                           items={line.id: line for line in item.items},
+                           refundable=any(p.refunded < p.amount for p in ledger if p.status == "succeeded"))
+
+
+@bp.route("/orders/<number>/refund", methods=["GET", "POST"])
+def refund(number: str) -> Response | str | tuple[str, int]:
+    item = orders.get_order(number) or abort(404)
+    lines = refunds.refundable_lines(item)
+    form = RefundForm()
+    if form.validate_on_submit():
+        try:
+            asked = refunds.RefundRequest(quantities=form.quantities(lines),
+                                          shipping=form.shipping_amount(),
+                                          reason=form.reason.data or "", restock=form.restock.data)
+            done = refunds.refund_order(item, asked, current_user._get_current_object())
+        except ServiceError as error:
+            show_error(form, error)
+        else:
+            flash(f"Refunded {money(done.amount)} of order {item.number}.", "success")
+            return redirect(url_for("admin.order", number=item.number))
+    html = render_template("admin/refund.html", order=item, lines=lines, form=form,
+                           paid=payment_services.amount_paid(item))
+    return (html, 400) if form.is_submitted() else html
 
 
 # --- members ---------------------------------------------------------------------------------

@@ -438,6 +438,18 @@ class Seeder:
         self._insert(OrderItem, [{"order_id": order_ids[order["number"]], **line}
                                     for order, order_lines in zip(orders, lines, strict=True)
                                     for line in order_lines])
+        # Orders past "pending" (but cancelled) were paid by hand: the ledger says so, at the
+        # moment they moved on, so the dashboard's revenue (payments) has its history.
+        from blog.payments.models import Payment, PaymentStatus
+
+        currency = str(current_app.config["SHOP_CURRENCY"])
+        self._insert(Payment, [
+            {"order_id": order_ids[order["number"]], "provider": "manual",
+             "reference": f"manual-{order['number']}", "amount": order["total"],
+             "currency": currency, "refunded": ZERO, "status": PaymentStatus.SUCCEEDED,
+             "paid_at": order["updated_at"], "created_at": order["updated_at"],
+             "updated_at": order["updated_at"]}
+            for order in orders if order["status"] in PAID_STATUSES])
         if uses:
             # History: the code's use count matches the orders not cancelled that used it.
             discounts = core_table(Discount)
@@ -445,6 +457,10 @@ class Seeder:
                             .values(times_used=uses))
         self.counts.update(orders=len(orders), discounted_orders=discounted, **status_counts)
         self.progress(len(orders))
+
+
+#: The statuses an order only reaches once paid.
+PAID_STATUSES = (OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
 def _unique_drawn(rng: random.Random, taken: set[str], draw: Callable[[], str]) -> str:

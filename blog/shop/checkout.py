@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from flask import current_app
@@ -306,6 +307,7 @@ def _record_order(session: Session, user: User, details: CheckoutDetails, priced
         subtotal=totals.subtotal, discount_amount=totals.discount,
         shipping_price=totals.shipping, tax=totals.tax, total=totals.total,
     )
+    _choose_payment(order)
     order.items = [
         OrderItem(variant_id=item.variant_id, product_id=item.variant.product_id,
                   product_name=item.variant.product.name, variant_label=item.variant.label,
@@ -317,6 +319,19 @@ def _record_order(session: Session, user: User, details: CheckoutDetails, priced
     session.execute(delete(CartItem).where(CartItem.cart_id == priced.cart.id))
     session.expire(priced.cart, ["items"])
     return order
+
+
+def _choose_payment(order: Order) -> None:
+    """How the order is paid: the configured provider. An online one gives the customer
+    ``PAYMENT_WINDOW_MINUTES`` to pay, after which the order is cancelled and its stock comes
+    back. An order that costs nothing has nothing to pay online."""
+    config = current_app.config
+    provider = str(config["PAYMENT_PROVIDER"])
+    if provider == "manual" or order.total <= 0:
+        order.payment_provider = "manual"
+        return
+    order.payment_provider = provider
+    order.payment_due_at = utcnow() + timedelta(minutes=int(config["PAYMENT_WINDOW_MINUTES"]))
 
 
 def _take_stock(session: Session, items: list[CartItem]) -> None:

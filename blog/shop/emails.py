@@ -28,17 +28,30 @@ def _lines(order: Order) -> list[OrderItem]:
                                    .order_by(OrderItem.id)))
 
 
+def payment_instructions(order: Order) -> str:
+    """How to pay ``order``: the shop's words for manual payment, or the online window."""
+    if order.payment_provider == "manual":
+        return str(current_app.config["PAYMENT_INSTRUCTIONS"])
+    minutes = int(current_app.config["PAYMENT_WINDOW_MINUTES"])
+    return (f"Pay online by card within {minutes} minutes of placing the order (the order page "
+            "has a “Pay now” button). An order not paid by then is cancelled.")
+
+
+def admin_addresses() -> list[str]:
+    """The addresses of the active admins, who hear of new orders and payment problems."""
+    return list(db.session.scalars(
+        select(User.email).join(User.roles).where(Role.name == ADMIN, User.active.is_(True))
+        .order_by(User.id)))
+
+
 def order_placed(order: Order, customer: User) -> None:
     """Queue the confirmation (lines, totals, address, how to pay) and the admins' notice."""
     lines = _lines(order)
     context: dict[str, Any] = {"order": order, "lines": lines, "customer": customer,
-                               "instructions": current_app.config["PAYMENT_INSTRUCTIONS"]}
+                               "instructions": payment_instructions(order)}
     queue_email("order_confirmation", customer.email, f"Your order {order.number}",
                 "order_confirmation", **context)
-    admins = db.session.scalars(
-        select(User.email).join(User.roles).where(Role.name == ADMIN, User.active.is_(True))
-        .order_by(User.id))
-    for address in admins:
+    for address in admin_addresses():
         queue_email("new_order", address, f"New order {order.number} ({customer.username})",
                     "new_order", **context)
 
@@ -54,4 +67,4 @@ def order_status_changed(sender: Any, order: Order, old: str, new: str, **extra:
         return
     queue_email(f"order_{new}", customer.email, subject.format(number=order.number),
                 "order_status", order=order, lines=_lines(order), customer=customer, new=new,
-                instructions=current_app.config["PAYMENT_INSTRUCTIONS"])
+                instructions=payment_instructions(order))

@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     literal,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -159,6 +160,8 @@ class CartItem(Model):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        CheckConstraint("refunded_quantity >= 0 AND refunded_quantity <= quantity",
+                        name="refunded_quantity_within_quantity"),
     )
 
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), primary_key=True)
@@ -310,6 +313,12 @@ class Order(TimestampMixin, Model):
         CheckConstraint("total = subtotal - discount_amount + shipping_price + tax", name="total_adds_up"),
         CheckConstraint("discount_amount <= subtotal", name="discount_within_subtotal"),
         *(CheckConstraint(f"{name} >= 0", name=f"{name}_not_negative") for name in _AMOUNTS),
+        # Never more refunded than the order cost (the payments ledger checks it per payment).
+        CheckConstraint("refunded_total >= 0 AND refunded_total <= total", name="refunded_within_total"),
+        CheckConstraint("refunded_shipping >= 0 AND refunded_shipping <= shipping_price",
+                        name="refunded_shipping_within_shipping"),
+        # The payment window's sweep: unpaid online orders by the end of their window.
+        Index("ix_orders_status_payment_due_at", "status", "payment_due_at"),
         # A member's orders, newest first; the admin's list by status.
         Index("ix_orders_user_id_created_at", "user_id", "created_at"),
         Index("ix_orders_status_created_at", "status", "created_at"),
@@ -343,6 +352,15 @@ class Order(TimestampMixin, Model):
     tax: Mapped[Decimal]
     total: Mapped[Decimal]
 
+    #: How the customer pays: "manual" (bank transfer or on delivery) or an online provider
+    #: ("stripe"), as configured when the order was placed.
+    payment_provider: Mapped[str] = mapped_column(String(20), default="manual", server_default="manual")
+    #: An online order not paid by then is cancelled and restocked; None for manual orders.
+    payment_due_at: Mapped[datetime | None] = mapped_column()
+    #: Given back so far (lines and shipping), and the shipping part of it.
+    refunded_total: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default=text("0"))
+    refunded_shipping: Mapped[Decimal] = mapped_column(default=Decimal(0), server_default=text("0"))
+
     user: Mapped[User | None] = relationship()
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", cascade="all, delete-orphan", passive_deletes=True, lazy="raise_on_sql",
@@ -361,6 +379,8 @@ class OrderItem(Model):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        CheckConstraint("refunded_quantity >= 0 AND refunded_quantity <= quantity",
+                        name="refunded_quantity_within_quantity"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -373,6 +393,8 @@ class OrderItem(Model):
     sku: Mapped[str | None] = mapped_column(String(64))
     unit_price: Mapped[Decimal]
     quantity: Mapped[int]
+    #: Units given back by refunds so far.
+    refunded_quantity: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     order: Mapped[Order] = relationship(back_populates="items")
 

@@ -41,6 +41,20 @@ _signals = Namespace()
 #: Sent inside the transaction that moved an order, as
 #: ``order_status_changed.send(app, order=order, old=..., new=..., actor=...)``.
 order_status_changed = _signals.signal("order-status-changed")
+#: Sent (outside any transaction) when a customer is to pay an order online now, as
+#: ``order_awaits_payment.send(app, order=order)``; the payments domain answers with the
+#: address of the provider's page (see :func:`payment_page`).
+order_awaits_payment = _signals.signal("order-awaits-payment")
+
+
+def payment_page(order: Order) -> str | None:
+    """Where the customer pays ``order`` online, as the payments domain answers; None for an
+    order paid by hand. Raises the listener's ServiceError when the provider cannot start."""
+    if order.payment_provider == "manual" or order.status != S.PENDING:
+        return None
+    answers = order_awaits_payment.send(current_app._get_current_object(),  # type: ignore[attr-defined]
+                                        order=order)
+    return next((url for _receiver, url in answers if url), None)
 
 
 def can_move(old: str, new: str) -> bool:
@@ -61,13 +75,17 @@ def get_order(number: str) -> Order | None:
     )
 
 
-def change_status(order: Order, new: str, *, actor: User | None = None) -> None:
+def change_status(order: Order, new: str, *, actor: User | None = None,
+                  expected: str | None = None) -> None:
     """Move ``order`` to state ``new``; cancelling puts its stock and its code's use back.
+
+    ``expected``: move only from that state (the payment window cancels pending orders,
+    never one paid a moment ago, even if paid orders may be cancelled by an admin).
 
     Raises ShopError, changing nothing, when the move is not allowed or another request
     moved the order first.
     """
-    old = order.status
+    old = expected or order.status
     if not can_move(old, new):
         raise ShopError(f"An order that is {old} cannot be marked {new}.")
     with transaction() as session:

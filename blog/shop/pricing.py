@@ -103,3 +103,46 @@ def compute_totals(lines: Iterable[tuple[Decimal, int]], shipping: Decimal,
     discount = min(discount, subtotal)
     return Totals(subtotal=subtotal, discount=discount, shipping=shipping,
                   tax=tax_on(subtotal - discount, tax_rate))
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+
+def line_shares(line_totals: list[Decimal], discount: Decimal, tax: Decimal) -> list[Decimal]:
+    """What each line of an order cost the customer: its total, less its share of the
+    discount, plus its share of the tax, both in proportion to the line's total. The shares
+    are rounded to the cent so that they add up exactly to ``subtotal - discount + tax`` (the
+    largest remainders get the odd cents, earlier lines first on a tie)."""
+    subtotal = sum(line_totals, ZERO)
+    goods = subtotal - discount + tax
+    if subtotal == 0:
+        exact = [ZERO for _ in line_totals]
+        if exact:
+            exact[0] = goods
+        return exact
+    cents = int(goods * 100)
+    raw = [Decimal(cents) * total / subtotal for total in line_totals]
+    floors = [int(value) for value in raw]  # raw >= 0, so int() is the floor
+    left = cents - sum(floors)
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - floors[i]), i))
+    for index in order[:left]:
+        floors[index] += 1
+    return [(Decimal(value) / 100).quantize(CENT) for value in floors]
+
+
+def refund_for_units(share: Decimal, bought: int, refunded_before: int, now: int) -> Decimal:
+    """The amount to give back for ``now`` more units of a line of ``bought`` units whose
+    share (:func:`line_shares`) is ``share``, ``refunded_before`` of them refunded already.
+
+    Each refund pays the difference of the cumulative amounts ``share * units / bought``
+    rounded down to the cent, the last unit settling the rest: however the units are split
+    across refunds, all of them together give back exactly ``share``."""
+    if not 0 < now <= bought - refunded_before:
+        raise ValueError(f"cannot refund {now} of {bought - refunded_before} units left")
+
+    def upto(units: int) -> Decimal:
+        if units == bought:
+            return share
+        return (share * units / bought).quantize(CENT, rounding="ROUND_FLOOR")
+
+    return upto(refunded_before + now) - upto(refunded_before)

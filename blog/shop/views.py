@@ -12,7 +12,9 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
+from blog.database import utcnow
 from blog.database_session import paginate
+from blog.errors import ServiceError
 from blog.forms import ButtonForm, show_error
 from blog.images import is_stored_name
 from blog.security import require_owner, safe_next_url
@@ -200,7 +202,7 @@ def checkout() -> Response | str:
             exact = True
         else:
             flash(f"Thank you! Your order {order.number} has been placed.", "success")
-            return redirect(url_for("shop.order", number=order.number))
+            return _to_payment(order)
     current = carts.current_cart()
     if request.method == "GET" and (current is None or not current.items):
         flash("Your cart is empty.", "info")
@@ -211,6 +213,19 @@ def checkout() -> Response | str:
     form.seen_total.data = str(totals.total)
     return render_template("shop/checkout.html", form=form, cart=current, totals=totals, shipping=chosen,
                            tax_rate=checkouts.tax_rate())
+
+
+def _to_payment(order: Any) -> Response:
+    """After placing an order: to the provider's payment page (303, so the browser follows
+    with a GET) when it is paid online, else to the order page."""
+    try:
+        url = orders.payment_page(order)
+    except ServiceError as error:
+        flash(error.message, "error")
+        url = None
+    if url:
+        return redirect(url, 303)
+    return redirect(url_for("shop.order", number=order.number))
 
 
 def _valid_for_review(form: CheckoutForm) -> bool:
@@ -258,9 +273,13 @@ def _visible_order(number: str) -> Order:
 @login_required
 def order(number: str) -> str:
     item = _visible_order(number)
-    cancel_form = ButtonForm(formdata=None) if (
-        item.user_id == current_user.id and item.status == orders.S.PENDING) else None
-    return render_template("shop/order.html", order=item, cancel_form=cancel_form)
+    mine_and_pending = item.user_id == current_user.id and item.status == orders.S.PENDING
+    cancel_form = ButtonForm(formdata=None) if mine_and_pending else None
+    # An online order still in its payment window can be paid (again) from here.
+    pay_form = ButtonForm(formdata=None) if (
+        mine_and_pending and item.payment_provider != "manual" and item.payment_due_at is not None
+        and item.payment_due_at > utcnow()) else None
+    return render_template("shop/order.html", order=item, cancel_form=cancel_form, pay_form=pay_form)
 
 
 @bp.route("/orders/<number>/cancel", methods=["POST"])

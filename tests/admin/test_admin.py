@@ -169,11 +169,20 @@ def test_audit_event_rolls_back_with_its_change(app: Flask, placed: Any) -> None
 
 
 def _age_orders(app: Flask, days_ago: list[int], statuses: list[str]) -> None:
+    """Give the orders these ages and statuses; those past "pending" (not cancelled) get their
+    payment, received the day they were placed (revenue counts payments)."""
+    from blog.payments.models import Payment
+
     with app.app_context(), transaction() as session:
-        ids = list(session.scalars(select(Order.id).order_by(Order.id)))
-        for order_id, ago, status in zip(ids, days_ago, statuses, strict=True):
-            session.execute(update(Order).where(Order.id == order_id).values(
-                created_at=utcnow() - timedelta(days=ago), status=status))
+        placed = list(session.scalars(select(Order).order_by(Order.id)))
+        for order, ago, status in zip(placed, days_ago, statuses, strict=True):
+            moment = utcnow() - timedelta(days=ago)
+            session.execute(update(Order).where(Order.id == order.id).values(
+                created_at=moment, status=status))
+            if status in ("paid", "shipped", "delivered"):
+                session.add(Payment(order_id=order.id, provider="manual", reference=f"m-{order.id}",
+                                    amount=order.total, currency="USD", status="succeeded",
+                                    paid_at=moment))
 
 
 def test_dashboard_figures_equal_hand_computed_sums(app: Flask, client: Any, auth: Any, shop: Any,
@@ -484,16 +493,21 @@ def test_dashboard_over_seeded_data_equals_python_sums(app: Flask) -> None:
         seed_site(SeedSizes(users=8, posts=10, products=12, orders=60), seed=3)
         all_orders = list(db.session.scalars(select(Order)))
         lines = list(db.session.scalars(select(OrderItem)))
+        from blog.payments.models import Payment
+
+        paid = list(db.session.scalars(select(Payment)))
         days = reports.revenue_per_day(30)
         by_status = reports.orders_by_status()
         top = reports.top_products(10)
     today = utcnow().date()
     live = {o.id: o for o in all_orders if o.status != "cancelled"}
     per_day: dict[Any, Decimal] = defaultdict(lambda: Decimal("0.00"))
-    for order in live.values():
-        if (today - order.created_at.date()).days < 30:
-            per_day[order.created_at.date()] += order.total
+    for payment in paid:  # revenue is the payments received (the seed has no refunds)
+        if (today - payment.paid_at.date()).days < 30:
+            per_day[payment.paid_at.date()] += payment.amount
     assert {d.day: d.revenue for d in days if d.revenue} == dict(per_day)
+    assert {o.id for o in all_orders if o.status in ("paid", "shipped", "delivered")} == \
+        {p.order_id for p in paid}
     counts = Counter(o.status for o in all_orders)
     assert {s: c for s, (c, _) in by_status.items()} == {s: counts.get(s, 0) for s in by_status}
     assert all(total == sum((o.total for o in all_orders if o.status == s), Decimal("0.00"))

@@ -20,7 +20,8 @@ ADMIN_PAGES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/prod
                "/admin/orders", "/admin/orders/{order_number}", "/admin/users", "/admin/comments",
                "/admin/posts", "/admin/discounts", "/admin/discounts/new", "/admin/shipping",
                "/admin/shipping/new", "/admin/audit", "/admin/emails", "/admin/emails/{message_id}",
-               "/admin/pages", "/admin/pages/new", "/admin/settings", "/posts/{post_slug}"]
+               "/admin/pages", "/admin/pages/new", "/admin/settings", "/admin/orders/{order_number}/refund",
+               "/posts/{post_slug}"]
 PAGES = ([("visitor", path) for path in VISITOR_PAGES] + [("member", path) for path in MEMBER_PAGES]
          + [("admin", path) for path in ADMIN_PAGES])
 EXPECTED_STATUS = {"/no-such-page": 404}
