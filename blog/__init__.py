@@ -207,7 +207,8 @@ def register_extensions(app: Flask) -> None:
     jobs.init_app(app)
     # Every module with jobs is imported here, so a worker knows each job it may be handed.
     import blog.mail.delivery
-    import blog.payments.jobs  # noqa: F401
+    import blog.payments.jobs
+    import blog.payments.services  # noqa: F401
     urls.register(app)
     timezone.register(app)
     from blog.pages.services import current_site
@@ -256,7 +257,7 @@ def register_listeners(app: Flask) -> None:
     from blog.accounts.services import user_registered
     from blog.admin.audit import record_catalog_import, record_order_status, record_refund
     from blog.payments.refunds import refund_settled
-    from blog.payments.services import record_manual_payment
+    from blog.payments.services import close_attempts_on_cancel, record_manual_payment
     from blog.payments.views import answer_payment_page
     from blog.shop.cart import create_member_cart
     from blog.shop.catalog_io import catalog_imported
@@ -271,6 +272,7 @@ def register_listeners(app: Flask) -> None:
     order_status_changed.connect(mail_order_status, sender=app)  # the customer hears of it
     catalog_imported.connect(record_catalog_import, sender=app)  # so is every CSV import's change
     order_status_changed.connect(record_manual_payment, sender=app)  # "mark paid" is in the ledger
+    order_status_changed.connect(close_attempts_on_cancel, sender=app)  # no paying a cancelled order
     order_awaits_payment.connect(answer_payment_page, sender=app)  # the provider's page
     refund_settled.connect(record_refund, sender=app)  # every refund, done or refused, is audited
 

@@ -37,6 +37,7 @@ from blog.pages import services as pages
 from blog.pages.models import Page
 from blog.payments import refunds
 from blog.payments import services as payment_services
+from blog.payments.models import Refund
 from blog.posts.models import Comment, Post
 from blog.security import role_required
 from blog.shop import orders
@@ -164,8 +165,25 @@ def order(number: str) -> Response | str:
     ledger = payment_services.payments_of(item)
     return render_template("admin/order.html", order=item, form=form, can_cancel=can_cancel,
                            payments=ledger, refunds=refunds.refunds_of(item),
+                           events=payment_services.events_of(item),
                            items={line.id: line for line in item.items},
                            refundable=any(p.refunded < p.amount for p in ledger if p.status == "succeeded"))
+
+
+@bp.route("/orders/<number>/refunds/<id:refund_id>/retry", methods=["POST"])
+def retry_refund(number: str, refund_id: int) -> Response:
+    """Ask the provider again about a refund left pending (the same idempotency key)."""
+    item = orders.get_order(number) or abort(404)
+    pending = db.session.get(Refund, refund_id)
+    if pending is None or pending.order_id != item.id:
+        abort(404)
+    try:
+        refunds.retry(pending, current_user._get_current_object())
+    except ServiceError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"Refund of {money(pending.amount)} recorded as done.", "success")
+    return redirect(url_for("admin.order", number=item.number))
 
 
 @bp.route("/orders/<number>/refund", methods=["GET", "POST"])

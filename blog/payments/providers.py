@@ -14,7 +14,7 @@ with, so switching never strands an order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, cast
@@ -51,12 +51,14 @@ class PaymentState:
 
     reference: str
     paid: bool
-    #: Closed without being paid (expired, or refused for good).
+    #: Closed without being paid (expired).
     closed: bool
     amount: Decimal | None
     currency: str | None
     order_number: str | None
     charge_reference: str | None
+    #: The payment was refused for good (a delayed method that failed).
+    failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Provider(Protocol):
     def refund(self, charge_reference: str, amount: Decimal, currency: str, *,
                idempotency_key: str, reason: str = "") -> str: ...
 
+    def close(self, reference: str) -> None: ...
+
     def parse_event(self, payload: bytes, signature: str | None) -> Event: ...
 
 
@@ -128,6 +132,9 @@ class ManualProvider:
         # The money goes back the way it came (a bank transfer by the shop); the ledger
         # records it, which is all this provider can do.
         return f"manual-{idempotency_key}"
+
+    def close(self, reference: str) -> None:
+        """Nothing is open at a provider."""
 
     def parse_event(self, payload: bytes, signature: str | None) -> Event:
         raise BadEvent("manual payments send no events")
@@ -197,6 +204,16 @@ class StripeProvider:
             raise ProviderError("The payment provider refused the refund.")
         return str(refund.id)
 
+    def close(self, reference: str) -> None:
+        """Expire an open Checkout Session, so its page takes no payment any more (an order
+        cancelled while the customer still had the page open). One already closed is fine."""
+        try:
+            self.client.v1.checkout.sessions.expire(reference)
+        except stripe.InvalidRequestError:
+            return  # completed or expired already
+        except stripe.StripeError as error:
+            raise ProviderError(_say(error, "close the payment page")) from error
+
     def parse_event(self, payload: bytes, signature: str | None) -> Event:
         try:
             event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret,
@@ -207,6 +224,8 @@ class StripeProvider:
         obj = event.data.object if getattr(event, "data", None) is not None else None
         if event.type.startswith("checkout.session.") and obj is not None:
             state = _session_state(obj)
+            if event.type == "checkout.session.async_payment_failed":
+                state = replace(state, paid=False, failed=True)
         return Event(id=event.id, type=event.type, state=state)
 
 

@@ -307,8 +307,10 @@ def _tell(refund: Refund, order: Order, lines: list[RefundLine], *, late: bool) 
     customer = db.session.get(User, order.user_id) if order.user_id is not None else None
     items = {item.id: item for item in db.session.scalars(
         select(OrderItem).where(OrderItem.order_id == order.id))}
+    payment = db.session.get(Payment, refund.payment_id)
     context: dict[str, Any] = {"order": order, "refund": refund,
-               "refund_lines": [(items[line.order_item_id], line) for line in lines], "late": late}
+                               "refund_lines": [(items[line.order_item_id], line) for line in lines],
+                               "late": late, "by_card": payment is not None and payment.provider != "manual"}
     if customer is not None and customer.active:
         amount = format_money(refund.amount, str(current_app.config["SHOP_CURRENCY"]))
         queue_email("refund", customer.email, f"Refund of {amount} for order {order.number}",

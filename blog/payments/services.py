@@ -30,6 +30,7 @@ from blog.database import affected_rows, utcnow
 from blog.database_session import transaction
 from blog.errors import ServiceError
 from blog.extensions import db
+from blog.jobs import enqueue_after_commit, job
 from blog.payments.models import Payment, PaymentEvent, PaymentStatus
 from blog.payments.providers import (
     BadEvent,
@@ -59,6 +60,12 @@ def payments_of(order: Order) -> list[Payment]:
     """An order's payment attempts, oldest first."""
     return list(db.session.scalars(select(Payment).where(Payment.order_id == order.id)
                                    .order_by(Payment.id)))
+
+
+def events_of(order: Order, limit: int = 50) -> list[PaymentEvent]:
+    """What providers reported about an order, newest first (the admin's order page)."""
+    return list(db.session.scalars(select(PaymentEvent).where(PaymentEvent.order_number == order.number)
+                                   .order_by(PaymentEvent.id.desc()).limit(limit)))
 
 
 def is_online(order: Order) -> bool:
@@ -176,7 +183,7 @@ def settle(state: PaymentState, provider_name: str) -> Settled:
         if payment.order_id != order.id:
             return Settled("order mismatch", order.number)
         if not state.paid:
-            if state.closed:
+            if state.closed or state.failed:
                 session.execute(update(Payment).where(Payment.id == payment.id,
                                                       Payment.status == PaymentStatus.PENDING)
                                 .values(status=PaymentStatus.FAILED, url=None, updated_at=utcnow())
@@ -258,6 +265,36 @@ def _after_settling(settled: Settled) -> None:
         refunds.refund_late_payment(settled.refund_payment_id)
 
 
+# --- closing attempts -----------------------------------------------------------------------
+
+
+def close_attempts_on_cancel(sender: Any, order: Order, old: str, new: str, **extra: Any) -> None:
+    """An online order cancelled (by its customer, an admin or the window): once the
+    cancellation commits, close its open payment pages at the provider, so nobody pays for
+    it afterwards (a payment that slips through anyway is refunded). A listener of
+    ``shop.orders.order_status_changed``, connected by ``blog.register_listeners``."""
+    if new != OrderStatus.CANCELLED or order.payment_provider == "manual":
+        return
+    open_ids = list(db.session.scalars(select(Payment.id).where(
+        Payment.order_id == order.id, Payment.status == PaymentStatus.PENDING)))
+    db.session.execute(update(Payment).where(Payment.id.in_(open_ids))
+                       .values(status=PaymentStatus.FAILED, url=None, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
+    for payment_id in open_ids:
+        enqueue_after_commit(close_attempt, payment_id)
+
+
+@job(retries=5, retry_delay=60)
+def close_attempt(payment_id: int) -> None:
+    """Close one payment page at its provider (a job: the provider may be slow or down)."""
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.provider == "manual":
+        return
+    reference, name = payment.reference, payment.provider
+    db.session.rollback()
+    provider(name).close(reference)
+
+
 # --- manual payments ------------------------------------------------------------------------
 
 
@@ -292,12 +329,9 @@ def expire_unpaid(now: datetime | None = None, batch: int = 100) -> int:
             return expired
         for order in due:
             try:
-                with transaction() as session:
+                with transaction():
+                    # The cancellation's listener closes the open payment pages.
                     orders.change_status(order, OrderStatus.CANCELLED, expected=OrderStatus.PENDING)
-                    session.execute(update(Payment).where(Payment.order_id == order.id,
-                                                          Payment.status == PaymentStatus.PENDING)
-                                    .values(status=PaymentStatus.FAILED, url=None, updated_at=utcnow())
-                                    .execution_options(synchronize_session=False))
             except ShopError:
                 continue  # paid or cancelled meanwhile
             expired += 1

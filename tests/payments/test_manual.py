@@ -17,6 +17,7 @@ from sqlalchemy import select
 from blog.admin import reports
 from blog.database_session import transaction
 from blog.extensions import db
+from blog.mail.models import EmailMessage
 from blog.payments import refunds
 from blog.payments.models import Payment, PaymentStatus, Refund
 from blog.shop.models import Order, OrderItem
@@ -56,6 +57,11 @@ def test_a_manual_order_is_paid_by_an_admin_and_the_ledger_records_it(
         assert done.provider_reference and done.provider_reference.startswith("manual-")
         days = reports.revenue_per_day(1)
         assert (days[-1].revenue, days[-1].orders) == (Decimal("13.00"), 1)
+        mail = db.session.scalars(select(EmailMessage).where(EmailMessage.kind == "refund")).one()
+        assert mail.subject == f"Refund of $8.00 for order {number}"
+        assert "1 × Mug: $8.00" in mail.text_body
+        assert "We send the money back the way you paid." in mail.text_body
+        assert "Reason: One was chipped" in mail.text_body
     admin_page = text_of(client.get(f"/admin/orders/{number}"))
     assert "One was chipped" in admin_page and "-$8.00 (partly)" in admin_page
 

@@ -107,6 +107,19 @@ def test_a_provider_that_cannot_be_reached_leaves_the_order_to_pay_later(
     assert pay.status_code == 303 and "/pay/cs_test_" in pay.headers["Location"]
 
 
+def test_a_cancelled_order_closes_its_payment_page(app: Flask, client: Any, stripe_order: dict[str, Any],
+                                                  stand_in: StripeStandIn) -> None:
+    number = stripe_order["number"]
+    response = client.post(f"/shop/orders/{number}/cancel",
+                           data={"csrf_token": csrf_token(client, f"/shop/orders/{number}")})
+    assert response.status_code == 302
+    assert load_order(app, number).status == "cancelled"
+    assert stand_in.sessions[stripe_order["session"]]["status"] == "expired"
+    [payment] = payments(app)
+    assert payment.status == "failed"
+    assert stock(app, stripe_order["mug"]) == 5
+
+
 # --- paid exactly once -------------------------------------------------------------------------
 
 
@@ -216,6 +229,10 @@ def test_an_unpaid_order_expires_once_and_a_late_payment_is_refunded(
         refund = db.session.scalars(select(Refund)).one()
         assert (refund.status, refund.amount) == ("succeeded", Decimal("21.00"))
     assert emails(app, "refund") == 1 and emails(app, "late_payment") == 1
+    with app.app_context():
+        mail = db.session.scalars(select(EmailMessage).where(EmailMessage.kind == "refund")).one()
+    assert "arrived after the order had been cancelled" in mail.text_body
+    assert "back to the card you paid with" in mail.text_body
     assert load_order(app, number).status == "cancelled"
     assert stock(app, stripe_order["mug"]) == 5
 
@@ -310,3 +327,56 @@ def test_any_webhook_body_and_signature_is_answered_without_an_error(
     assert response.status_code == 400
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(PaymentEvent)) == 0
+
+
+def test_the_worker_closes_unpaid_orders_every_minute(app: Flask, stripe_order: dict[str, Any]) -> None:
+    """The periodic task `flask worker` runs each minute is registered, and does the expiry."""
+    from datetime import datetime
+
+    from blog.jobs import huey
+    from blog.payments.jobs import expire_unpaid_orders
+
+    due = {task.name for task in huey.read_periodic(datetime(2026, 12, 5, 8, 17))}
+    assert expire_unpaid_orders.task_class.__name__ in due
+    _past_window(app, stripe_order["number"])
+    with app.app_context():
+        expire_unpaid_orders.call_local()
+    assert load_order(app, stripe_order["number"]).status == "cancelled"
+    assert stock(app, stripe_order["mug"]) == 5
+
+
+def test_a_refund_left_pending_by_a_crash_is_completed_once(
+        app: Flask, client: Any, auth: AuthActions, stripe_order: dict[str, Any],
+        stand_in: StripeStandIn) -> None:
+    """The provider refunded, then the site stopped before recording it: asking again with the
+    same idempotency key records the refund the provider already made, never a second one."""
+    from blog.payments import refunds
+    from blog.payments.providers import provider
+
+    number = _paid(client, stripe_order, stand_in)
+    with app.app_context():
+        order = db.session.scalars(select(Order).where(Order.number == number)).one()
+        item = db.session.scalars(select(OrderItem)).one()
+        ask = refunds.RefundRequest({item.id: 1}, Decimal(0), "Crashed", False)
+        pending = refunds._reserve(order, refunds.quote(order, ask), {item.id: 0}, "Crashed", False, None)
+        payment = db.session.get(Payment, pending.payment_id)
+        assert payment is not None
+        provider("stripe").refund(str(payment.charge_reference), pending.amount, "USD",
+                                  idempotency_key=pending.idempotency_key, reason="Crashed")  # crash
+        intent = str(payment.charge_reference)
+    auth.logout()
+    auth.login("root")
+    page = text_of(client.get(f"/admin/orders/{number}"))
+    assert "Ask the provider again" in page and "checkout.session.completed" in page
+    token = csrf_token(client, f"/admin/orders/{number}")
+    done = client.post(f"/admin/orders/{number}/refunds/{pending.id}/retry", data={"csrf_token": token},
+                       follow_redirects=True)
+    assert "recorded as done" in text_of(done)
+    again = client.post(f"/admin/orders/{number}/refunds/{pending.id}/retry", data={"csrf_token": token},
+                        follow_redirects=True)
+    assert "Only a pending refund can be retried." in text_of(again)
+    assert [r["amount"] for r in stand_in.refunds_of(intent)] == [800]
+    with app.app_context():
+        assert db.session.get(Refund, pending.id).status == "succeeded"  # type: ignore[union-attr]
+        assert db.session.get(Payment, pending.payment_id).refunded == Decimal("8.00")  # type: ignore[union-attr]
+    assert load_order(app, number).refunded_total == Decimal("8.00")
