@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test browser browser-deps lint install install-test db-upgrade clean
+.PHONY: run test browser browser-deps lint install install-test db-upgrade bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,12 @@ test: lint browser-deps
 # Only the real-browser tests: every kind of page at 320, 390 and 1280 px in Chromium.
 browser: browser-deps
 	$(BIN)/python -m pytest tests/browser --no-cov
+
+# Benchmarks (bench/): the newsletter's throughput to 10,000 subscribers through a local SMTP
+# server, on SQLite, and on PostgreSQL when BENCH_DATABASE_URL is set (its schema is replaced).
+bench: install-test
+	$(BIN)/python -m bench.newsletter
+	@if [ -n "$$BENCH_DATABASE_URL" ]; then $(BIN)/python -m bench.newsletter --database-url "$$BENCH_DATABASE_URL"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage htmlcov *.egg-info .cache

@@ -207,6 +207,7 @@ def register_extensions(app: Flask) -> None:
     jobs.init_app(app)
     # Every module with jobs is imported here, so a worker knows each job it may be handed.
     import blog.mail.delivery
+    import blog.newsletter.sending
     import blog.payments.jobs
     import blog.payments.services  # noqa: F401
     urls.register(app)
@@ -226,6 +227,7 @@ def register_blueprints(app: Flask) -> None:
     from blog.admin.views import bp as admin_bp
     from blog.favicon import bp as favicon_bp
     from blog.health import bp as health_bp
+    from blog.newsletter.views import bp as newsletter_bp
     from blog.pages.views import bp as pages_bp
     from blog.payments.views import bp as payments_bp
     from blog.posts.views import bp as posts_bp
@@ -243,6 +245,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(sitemap_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(newsletter_bp)
 
 
 def register_listeners(app: Flask) -> None:
@@ -256,9 +259,11 @@ def register_listeners(app: Flask) -> None:
     """
     from blog.accounts.services import user_registered
     from blog.admin.audit import record_catalog_import, record_order_status, record_refund
+    from blog.newsletter.sending import on_post_saved
     from blog.payments.refunds import refund_settled
     from blog.payments.services import close_attempts_on_cancel, record_manual_payment
     from blog.payments.views import answer_payment_page
+    from blog.posts.services import post_saved
     from blog.shop.cart import create_member_cart
     from blog.shop.catalog_io import catalog_imported
     from blog.shop.emails import order_status_changed as mail_order_status
@@ -275,6 +280,7 @@ def register_listeners(app: Flask) -> None:
     order_status_changed.connect(close_attempts_on_cancel, sender=app)  # no paying a cancelled order
     order_awaits_payment.connect(answer_payment_page, sender=app)  # the provider's page
     refund_settled.connect(record_refund, sender=app)  # every refund, done or refused, is audited
+    post_saved.connect(on_post_saved, sender=app)  # a post to email gets its newsletter send
 
 
 def register_request_hooks(app: Flask) -> None:

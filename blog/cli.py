@@ -197,7 +197,8 @@ revoke_role = _role_command(grant=False)
               help="Threads running jobs (default: JOBS_WORKERS).")
 @with_appcontext
 def worker_command(workers: int | None) -> None:
-    """Run the background jobs: mail delivery and the periodic tasks (the outbox sweep).
+    """Run the background jobs: mail delivery, newsletter sends and the periodic tasks (the
+    sweeps of the outbox and the newsletter, the payment window).
 
     Run one beside the web server (`make run` does); in production, a second service
     (deploy/inkwell-worker.service). Ctrl-C or SIGTERM finishes the running jobs and stops.
@@ -213,6 +214,13 @@ def worker_command(workers: int | None) -> None:
         workers=count, worker_type="thread", periodic=True, check_worker_health=True,
         # An idle worker looks at a SQLite queue at least this often (Redis wakes it at once).
         max_delay=float(current_app.config["JOBS_POLL_MAX_DELAY"]))
+    # A worker (re)started picks up at once what a stopped one left: claims past their
+    # timeout, messages due, newsletter sends to carry on (the sweeps run every minute too).
+    from blog.mail.delivery import sweep_outbox
+    from blog.newsletter.sending import newsletter_sweep
+
+    for sweep in (sweep_outbox, newsletter_sweep):
+        sweep()
     consumer.run()
 
 

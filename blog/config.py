@@ -195,6 +195,21 @@ class DefaultConfig:
     #: provider: bank transfer or on delivery).
     PAYMENT_INSTRUCTIONS = ("Pay by bank transfer, quoting your order number, or on delivery. "
                             "We will write to you when your payment arrives and when your order ships.")
+    # The newsletter (blog/newsletter).
+    #: Copies sent per minute (one batch a minute, over one SMTP connection).
+    NEWSLETTER_RATE_PER_MINUTE = 600
+    #: Seconds after which copies a worker claimed but never finished go back to the queue.
+    NEWSLETTER_CLAIM_TIMEOUT = 300
+    #: How long a confirmation link works, in seconds (7 days).
+    NEWSLETTER_CONFIRM_MAX_AGE = 7 * 24 * 3600
+    #: Seconds before asking again sends another confirmation link to the same address.
+    NEWSLETTER_CONFIRM_RESEND_SECONDS = 300
+    #: Subscribe requests per client, and per address.
+    NEWSLETTER_RATE_LIMIT = "20 per hour"
+    NEWSLETTER_RATE_LIMIT_PER_ADDRESS = "5 per hour"
+    #: "Name <address>" of the newsletter; None: the site's sender (MAIL_DEFAULT_SENDER).
+    NEWSLETTER_SENDER: str | None = None
+
     # Payments (blog/payments): "manual" (bank transfer or on delivery: an admin marks orders
     # paid) or "stripe" (Stripe Checkout's hosted page).
     PAYMENT_PROVIDER = "manual"

@@ -286,3 +286,13 @@ class RefundForm(SiteForm):
             return parse_money(self.shipping.data or "0")
         except ValueError as error:
             raise AdminError("Give the shipping to refund as an amount, such as 5.00.", "shipping") from error
+
+
+class SubscriberImportForm(SiteForm):
+    file = FileField("CSV file (an “email” column; a “status” column may say “confirmed”)")
+    opted_in = BooleanField("The addresses marked “confirmed” agreed to get this newsletter "
+                            "(otherwise they must confirm first)")
+
+    def upload(self) -> FileStorage | None:
+        data = self.file.data
+        return data if isinstance(data, FileStorage) and data.filename else None

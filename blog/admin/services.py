@@ -29,6 +29,8 @@ from blog.errors import ServiceError
 from blog.extensions import db
 from blog.mail import outbox
 from blog.mail.models import EmailMessage, EmailStatus
+from blog.newsletter import sending as newsletter_sending
+from blog.newsletter import subscribers as newsletter
 from blog.pages import services as pages
 from blog.pages.models import Page, SiteSetting
 from blog.posts.models import Comment, Post
@@ -355,10 +357,30 @@ def _store_settings(values: dict[str, str], config: Any) -> dict[str, list[str]]
     return changes
 
 
+# --- the newsletter ---------------------------------------------------------------------------
+
+
+def import_subscribers(rows: list[dict[str, str]], *, opted_in: bool) -> newsletter.ImportResult:
+    """Import subscribers (see :func:`blog.newsletter.subscribers.import_rows`), audited."""
+    result = newsletter.import_rows(rows, opted_in=opted_in)
+    with transaction():
+        record("newsletter", "subscribers", "import",
+               {"added": result.added, "updated": result.updated, "skipped": len(result.skipped),
+                "opted_in": opted_in})
+    return result
+
+
+def send_test_newsletter(post: Post, admin: User) -> None:
+    """The newsletter of ``post`` to the admin's own address, through the outbox."""
+    with transaction():
+        outbox.queue_email("newsletter_test", admin.email, f"[Test] {post.title}", "newsletter",
+                           **newsletter_sending.test_context(post))
+
+
 # --- the audit trail -------------------------------------------------------------------------
 
 ENTITY_TYPES = ("order", "product", "variant", "user", "comment", "post", "discount", "shipping",
-                "email", "page", "settings")
+                "email", "page", "settings", "newsletter")
 
 
 def audit_events(entity_type: str = "") -> Select[Any]:

@@ -7,11 +7,24 @@ Views stay thin: read the request, call a service of :mod:`blog.admin.services` 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import csv
+import io
+from collections.abc import Collection, Iterator
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
@@ -26,18 +39,23 @@ from blog.admin.forms import (
     RefundForm,
     SettingsForm,
     ShippingForm,
+    SubscriberImportForm,
 )
 from blog.database_session import paginate
 from blog.errors import ServiceError
 from blog.extensions import db
-from blog.forms import ButtonForm, id_arg, show_error
+from blog.forms import ButtonForm, id_arg, parse_id, show_error
 from blog.mail import outbox
 from blog.mail.models import EmailMessage, EmailStatus
+from blog.newsletter import sending as newsletter_sending
+from blog.newsletter import subscribers as newsletter_subscribers
+from blog.newsletter.models import DeliveryStatus, NewsletterSend, SubscriberStatus
 from blog.pages import services as pages
 from blog.pages.models import Page
 from blog.payments import refunds
 from blog.payments import services as payment_services
 from blog.payments.models import Refund
+from blog.posts import services as posts_services
 from blog.posts.models import Comment, Post
 from blog.security import role_required
 from blog.shop import orders
@@ -362,6 +380,84 @@ def settings() -> Response | str | tuple[str, int]:
             return redirect(url_for("admin.settings"))
     html = render_template("admin/settings.html", form=form)
     return (html, 400) if form.is_submitted() else html
+
+
+# --- the newsletter ----------------------------------------------------------------------------
+
+
+@bp.route("/newsletter")
+def newsletter() -> str:
+    status, q = _choice("status", SubscriberStatus.ALL), _search()
+    page = paginate(newsletter_subscribers.subscriber_list(status, q), PER_PAGE)
+    recent = db.session.execute(select(Post.id, Post.title).where(posts_services.public_condition())
+                                .order_by(Post.published_at.desc(), Post.id.desc()).limit(20)).all()
+    return render_template("admin/newsletter.html", page=page, status=status, q=q,
+                           statuses=SubscriberStatus.ALL, counts=newsletter_subscribers.counts(),
+                           sends=newsletter_sending.progress(), recent=recent,
+                           form=ButtonForm(formdata=None), import_form=SubscriberImportForm(formdata=None))
+
+
+@bp.route("/newsletter/sends/<id:send_id>")
+def newsletter_send(send_id: int) -> str:
+    """One send, recipient by recipient: status, tries, the server's last answer."""
+    send = _get_or_404(NewsletterSend, send_id)
+    status = _choice("status", DeliveryStatus.ALL)
+    page = paginate(newsletter_sending.deliveries_of(send, status), PER_PAGE)
+    return render_template("admin/newsletter_send.html", send=send, post=db.session.get(Post, send.post_id),
+                           page=page, status=status, statuses=DeliveryStatus.ALL)
+
+
+@bp.route("/newsletter/export.csv")
+def newsletter_export() -> Response:
+    """Every subscriber as CSV, streamed (the list may be long)."""
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for row in newsletter_subscribers.export_rows():
+            writer.writerow(row)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+
+    response = current_app.response_class(stream_with_context(lines()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = "attachment; filename=subscribers.csv"
+    return response
+
+
+@bp.route("/newsletter/import", methods=["POST"])
+def newsletter_import() -> Response:
+    form = SubscriberImportForm()
+    upload = form.upload()
+    if not form.validate_on_submit() or upload is None:
+        flash("Choose a CSV file with an “email” column.", "error")
+        return redirect(url_for("admin.newsletter"))
+    try:
+        rows = list(csv.DictReader(io.StringIO(upload.read(5 * 1024 * 1024 + 1).decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error):
+        flash("That file is not a CSV file in UTF-8.", "error")
+        return redirect(url_for("admin.newsletter"))
+    result = services.import_subscribers(rows, opted_in=form.opted_in.data)
+    skipped = "; ".join(f"line {line}: {why}" for line, why in result.skipped[:10])
+    flash(f"{result.added} added, {result.updated} updated, {len(result.skipped)} skipped"
+          + (f" ({skipped}{' …' if len(result.skipped) > 10 else ''})" if skipped else "") + ".", "info")
+    return redirect(url_for("admin.newsletter"))
+
+
+@bp.route("/newsletter/test", methods=["POST"])
+def newsletter_test() -> Response:
+    """Send the newsletter of a post to the admin's own address, now."""
+    try:
+        post_id: int | None = parse_id(request.form.get("post_id") or "")
+    except ValueError:
+        post_id = None
+    post = db.session.get(Post, post_id) if post_id else None
+    if post is None:
+        flash("Choose a post to send as a test.", "error")
+        return redirect(url_for("admin.newsletter"))
+    services.send_test_newsletter(post, current_user._get_current_object())
+    flash(f"A test of “{post.title}” is on its way to {current_user.email}.", "success")
+    return redirect(url_for("admin.newsletter"))
 
 
 # --- audit -----------------------------------------------------------------------------------

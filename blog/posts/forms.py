@@ -31,6 +31,7 @@ class PostForm(SiteForm):
     publish_at = DateTimeLocalField("Publish at (optional)", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
                                     validators=[Optional()])
     members_only = BooleanField("Members only (visitors see the title and excerpt)")
+    send_newsletter = BooleanField("Email it to the newsletter's subscribers when it is published (once)")
     cover = FileField("Cover image (JPEG, PNG or WebP)")
     remove_cover = BooleanField("Remove the cover image")
 

@@ -84,6 +84,9 @@ class Post(TimestampMixin, Model):
     #: and as the picture of the post's social card. Its size is in the name, so a list
     #: shows it with width and height without opening a file or running a statement.
     cover: Mapped[str | None] = mapped_column(String(100))
+    #: The author asked for the post to be emailed to the newsletter's subscribers when it
+    #: becomes visible (once: blog.newsletter keeps the record of what was sent).
+    send_newsletter: Mapped[bool] = mapped_column(default=False, server_default=false())
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     #: Bumped by every UPDATE (``version_id_col``): an edit based on an older version fails
     #: instead of silently overwriting a concurrent one.

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context
+from blinker import Namespace
+from flask import current_app, has_request_context
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import (
@@ -48,6 +49,16 @@ from blog.text import slugify, xml_safe
 
 class BlogError(ServiceError):
     """A blog request that cannot be carried out; ``field`` names the form field."""
+
+
+_signals = Namespace()
+#: Sent inside the transaction that wrote a post (new or edited), as
+#: ``post_saved.send(app, post=post)``; the newsletter listens (a post to email).
+post_saved = _signals.signal("post-saved")
+
+
+def _announce(post: Post) -> None:
+    post_saved.send(current_app._get_current_object(), post=post)  # type: ignore[attr-defined]
 
 
 #: Slugs a post never gets: the addresses /posts/new and /posts/media are pages of their own.
@@ -260,6 +271,8 @@ class PostContent:
     #: When a published post becomes visible (UTC); None: now, or as it was.
     publish_at: datetime | None = None
     members_only: bool = False
+    #: Email the post to the newsletter's subscribers when it becomes visible.
+    send_newsletter: bool = False
     #: A newly stored cover image's name (saved before the transaction), or None.
     cover: str | None = None
     #: Take the cover away (when no new one is given).
@@ -268,7 +281,8 @@ class PostContent:
 
 def prepare_post(title: str, body: str, tags: str, publish: bool, *,
                  publish_at: datetime | None = None, members_only: bool = False,
-                 cover: str | None = None, remove_cover: bool = False) -> PostContent:
+                 cover: str | None = None, remove_cover: bool = False,
+                 send_newsletter: bool = False) -> PostContent:
     """Render and normalize what a post form gave, outside any transaction. Characters XML
     cannot carry are dropped (they would break the Atom feed); raises BlogError when nothing
     of the title or body is left, or for a time without "publish"."""
@@ -282,7 +296,7 @@ def prepare_post(title: str, body: str, tags: str, publish: bool, *,
     body_html = render_markdown(body)
     tag_names = parse_tags(xml_safe(tags or ""))  # a form without the field gives None
     return PostContent(title, body, body_html, excerpt_of(body_html), tag_names, publish,
-                       publish_at, members_only, cover, remove_cover)
+                       publish_at, members_only, send_newsletter, cover, remove_cover)
 
 
 def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
@@ -302,6 +316,7 @@ def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
             post.published_at = now
     post.published = content.publish
     post.members_only = content.members_only
+    post.send_newsletter = content.send_newsletter
     if content.cover is not None:
         post.cover = content.cover
     elif content.remove_cover:
@@ -344,14 +359,14 @@ def rerender_posts(batch_size: int = 200) -> int:
 
 def create_post(author: User, title: str, body: str, tags: str, publish: bool, *,
                 publish_at: datetime | None = None, members_only: bool = False,
-                cover: str | None = None) -> Post:
+                cover: str | None = None, send_newsletter: bool = False) -> Post:
     """Write a new post (a draft unless ``publish``; scheduled when ``publish_at`` is still
     to come); its slug comes from the title and is made unique with a numeric suffix.
     ``cover`` is a stored image's name (:func:`blog.images.save_image`); when the post cannot
     be written, the image is deleted again."""
     try:
         content = prepare_post(title, body, tags, publish, publish_at=publish_at,
-                               members_only=members_only, cover=cover)
+                               members_only=members_only, cover=cover, send_newsletter=send_newsletter)
         return _insert_post(author, content)
     except BaseException:
         delete_image(cover)
@@ -369,6 +384,7 @@ def _insert_post(author: User, content: PostContent) -> Post:
                 session.add(post)
                 _apply(post, content, named)
                 session.flush()
+                _announce(post)
             return post
         except IntegrityError as error:
             # Another request took the same slug between our check and insert: try again.
@@ -379,7 +395,8 @@ def _insert_post(author: User, content: PostContent) -> Post:
 
 def update_post(post: Post, title: str, body: str, tags: str, publish: bool, *,
                 publish_at: datetime | None = None, members_only: bool = False,
-                cover: str | None = None, remove_cover: bool = False) -> None:
+                cover: str | None = None, remove_cover: bool = False,
+                send_newsletter: bool = False) -> None:
     """Edit a post; its slug stays the same so links keep working.
 
     The edit applies to the version of the post this request read. Another edit committed
@@ -389,7 +406,8 @@ def update_post(post: Post, title: str, body: str, tags: str, publish: bool, *,
     """
     try:
         content = prepare_post(title, body, tags, publish, publish_at=publish_at,
-                               members_only=members_only, cover=cover, remove_cover=remove_cover)
+                               members_only=members_only, cover=cover, remove_cover=remove_cover,
+                               send_newsletter=send_newsletter)
         old_cover = _write_edit(post, content)
     except BaseException:
         delete_image(cover)
@@ -415,6 +433,7 @@ def _write_edit(post: Post, content: PostContent) -> str | None:
             old_cover = current.cover
             _apply(current, content, _tags_named(content.tag_names))
             session.flush()
+            _announce(current)
     except StaleDataError as error:  # the versioned UPDATE itself found a newer row
         raise BlogError(CHANGED_MEANWHILE) from error
     return old_cover

@@ -106,7 +106,8 @@ def new_post() -> BaseResponse | str:
             post = services.create_post(_current_user(), form.title.data, form.body.data,
                                         form.tags.data, form.publish.data,
                                         publish_at=form.publish_time(),
-                                        members_only=form.members_only.data, cover=cover)
+                                        members_only=form.members_only.data, cover=cover,
+                                        send_newsletter=form.send_newsletter.data)
         except ServiceError as error:
             show_error(form, error)
         else:
@@ -195,7 +196,8 @@ def edit_post(slug: str) -> BaseResponse | str | tuple[str, int]:
             services.update_post(post, form.title.data, form.body.data, form.tags.data,
                                  form.publish.data, publish_at=form.publish_time(),
                                  members_only=form.members_only.data, cover=cover,
-                                 remove_cover=form.remove_cover.data)
+                                 remove_cover=form.remove_cover.data,
+                                 send_newsletter=form.send_newsletter.data)
         except ServiceError as error:
             show_error(form, error)
             status = 409 if error.message == services.CHANGED_MEANWHILE else 400

@@ -12,7 +12,8 @@ from tests.browser.conftest import WIDTHS, Site
 
 VISITOR_PAGES = ["/", "/posts/{post_slug}", "/tags/code", "/search?q=the", "/users/reader", "/shop/",
                  "/shop/products/{product_slug}", "/shop/cart", "/auth/login", "/auth/register",
-                 "/auth/reset", "/auth/reset/{reset_token}", "/pages/about", "/no-such-page"]
+                 "/auth/reset", "/auth/reset/{reset_token}", "/pages/about", "/newsletter/subscribe",
+                 "/no-such-page"]
 MEMBER_PAGES = ["/", "/posts/{post_slug}", "/feed", "/posts/new", "/posts/{post_slug}/edit",
                 "/users/reader", "/auth/password", "/auth/profile", "/shop/cart", "/shop/checkout",
                 "/shop/orders", "/shop/orders/{member_order_number}", "/posts/media"]
@@ -21,7 +22,7 @@ ADMIN_PAGES = ["/admin/", "/admin/products", "/admin/products/new", "/admin/prod
                "/admin/posts", "/admin/discounts", "/admin/discounts/new", "/admin/shipping",
                "/admin/shipping/new", "/admin/audit", "/admin/emails", "/admin/emails/{message_id}",
                "/admin/pages", "/admin/pages/new", "/admin/settings", "/admin/orders/{order_number}/refund",
-               "/posts/{post_slug}"]
+               "/admin/newsletter", "/posts/{post_slug}"]
 PAGES = ([("visitor", path) for path in VISITOR_PAGES] + [("member", path) for path in MEMBER_PAGES]
          + [("admin", path) for path in ADMIN_PAGES])
 EXPECTED_STATUS = {"/no-such-page": 404}
