@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,11 +77,6 @@ def in_window(order: Order, now: datetime | None = None) -> bool:
     """Whether an unpaid online order may still be paid."""
     return (order.status == OrderStatus.PENDING and order.payment_due_at is not None
             and order.payment_due_at > (now or utcnow()))
-
-
-def window_end(placed: datetime) -> datetime:
-    """When an online order placed at ``placed`` stops waiting for its payment."""
-    return placed + timedelta(minutes=int(current_app.config["PAYMENT_WINDOW_MINUTES"]))
 
 
 # --- starting -------------------------------------------------------------------------------
