@@ -34,6 +34,7 @@ from blog.config import (
 from blog.database import init_database, start_counting, stop_counting
 from blog.errors import register as register_error_pages
 from blog.extensions import cache, csrf, db, limiter, login_manager, migrate
+from blog.http_cache import conditional_for_visitors
 from blog.security import SiteRequest, reject_nul_bytes, set_security_headers
 
 request_log = logging.getLogger("inkwell.request")
@@ -294,6 +295,7 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
+        response = conditional_for_visitors(response)
         set_security_headers(response)
         counter = g.get("sql_counter")
         started = g.get("request_started")

@@ -116,3 +116,38 @@ def test_make_run_environment_sends_no_hsts(database_url, monkeypatch):
         assert "Strict-Transport-Security" not in app.test_client().get("/").headers
     finally:
         dispose(app)
+
+
+# --- conditional GET for visitors -------------------------------------------------------------
+
+
+def test_a_visitor_s_page_answers_304_until_it_changes(app, client, make_user):
+    from blog.accounts.models import User
+    from blog.extensions import db
+    from blog.posts import services as posts
+
+    alice = make_user("alice", roles=("author",))
+    first = client.get("/")
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-cache"
+    again = client.get("/", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert "Content-Security-Policy" in again.headers
+    with app.app_context():
+        posts.create_post(db.session.get(User, alice.id), "Something new", "Text.", "", True)
+    changed = client.get("/", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and "Something new" in changed.get_data(as_text=True)
+    assert changed.headers["ETag"] != etag
+
+
+def test_members_and_visitors_with_a_session_always_get_the_page(client, make_user, auth):
+    etag = client.get("/shop/").headers["ETag"]
+    make_user("alice")
+    auth.login()
+    response = client.get("/shop/", headers={"If-None-Match": etag})
+    assert response.status_code == 200 and "ETag" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/no-such-page", "/shop/cart"])
+def test_pages_that_are_not_the_same_for_everyone_carry_no_etag(client, path):
+    assert "ETag" not in client.get(path).headers
