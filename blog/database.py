@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import BigInteger, DateTime, MetaData, Table, event
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, MetaData, Table, event
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm import registry as Registry
@@ -139,6 +139,12 @@ def core_table(model: type[DeclarativeBase]) -> Table:
     """The Core table a mapped class is stored in, for bulk statements (seed, CSV import)."""
     # Declarative types ``__table__`` as any FromClause; every model here maps one Table.
     return cast(Table, model.__table__)
+
+
+def status_check(values: tuple[str, ...], name: str = "status_known") -> CheckConstraint:
+    """``CHECK (status IN ('a', 'b', ...))``: a status column holds only the states its class
+    lists (every state machine's table has one)."""
+    return CheckConstraint(f"status IN ({', '.join(repr(value) for value in values)})", name=name)
 
 
 def affected_rows(result: Result[Any]) -> int:

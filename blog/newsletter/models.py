@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from blog.database import TimestampMixin
+from blog.database import TimestampMixin, status_check
 from blog.extensions import Model
 
 
@@ -30,8 +30,7 @@ class Subscriber(TimestampMixin, Model):
 
     __tablename__ = "subscribers"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in SubscriberStatus.ALL)})",
-                        name="status_known"),
+        status_check(SubscriberStatus.ALL),
         Index("ix_subscribers_status_id", "status", "id"),
     )
 
@@ -62,7 +61,7 @@ class NewsletterSend(TimestampMixin, Model):
 
     __tablename__ = "newsletter_sends"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in SendStatus.ALL)})", name="status_known"),
+        status_check(SendStatus.ALL),
         Index("ix_newsletter_sends_status", "status"),
     )
 
@@ -90,8 +89,7 @@ class NewsletterDelivery(Model):
     __tablename__ = "newsletter_deliveries"
     __table_args__ = (
         UniqueConstraint("send_id", "subscriber_id", name="uq_newsletter_deliveries_send_id_subscriber_id"),
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in DeliveryStatus.ALL)})",
-                        name="status_known"),
+        status_check(DeliveryStatus.ALL),
         Index("ix_newsletter_deliveries_send_id_status", "send_id", "status"),
     )
 

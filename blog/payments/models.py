@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from blog.database import TimestampMixin, utcnow
+from blog.database import TimestampMixin, status_check, utcnow
 from blog.extensions import Model
 
 
@@ -33,7 +33,7 @@ class Payment(TimestampMixin, Model):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in PaymentStatus.ALL)})", name="status_known"),
+        status_check(PaymentStatus.ALL),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         # Never more given back than was paid: the last word, whatever races above it.
         CheckConstraint("refunded >= 0 AND refunded <= amount", name="refunded_within_amount"),
@@ -76,7 +76,7 @@ class Refund(TimestampMixin, Model):
 
     __tablename__ = "refunds"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in RefundStatus.ALL)})", name="status_known"),
+        status_check(RefundStatus.ALL),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("shipping >= 0 AND shipping <= amount", name="shipping_within_amount"),
         Index("ix_refunds_order_id_created_at", "order_id", "created_at"),

@@ -100,11 +100,18 @@ def refundable_lines(order: Order) -> list[tuple[OrderItem, Decimal]]:
     return list(zip(items, shares, strict=True))
 
 
-def quote(order: Order, request: RefundRequest) -> Quote:
-    """The amounts ``request`` gives back. Raises RefundError for more units than are left on
-    a line, more shipping than is left, or nothing at all."""
-    lines = []
-    for item, share in refundable_lines(order):
+def quote(order: Order, request: RefundRequest,
+          lines: list[tuple[OrderItem, Decimal]] | None = None) -> Quote:
+    """The amounts ``request`` gives back (``lines``: the order's :func:`refundable_lines`,
+    when the caller has them already). Raises RefundError for more units than are left on a
+    line, a line of another order, more shipping than is left, or nothing at all."""
+    if lines is None:
+        lines = refundable_lines(order)
+    unknown = set(request.quantities) - {item.id for item, _ in lines}
+    if unknown:
+        raise RefundError("That line is not part of this order.")
+    quoted = []
+    for item, share in lines:
         units = request.quantities.get(item.id, 0)
         if units < 0:
             raise RefundError("Quantities cannot be negative.", f"qty-{item.id}")
@@ -113,16 +120,12 @@ def quote(order: Order, request: RefundRequest) -> Quote:
         left = item.quantity - item.refunded_quantity
         if units > left:
             raise RefundError(f"{item.description}: only {left} left to refund.", f"qty-{item.id}")
-        lines.append(LineQuote(item.id, units, refund_for_units(share, item.quantity,
-                                                                item.refunded_quantity, units)))
-    unknown = set(request.quantities) - {line.item_id for line in lines} - {
-        item.id for item, _ in refundable_lines(order)}
-    if unknown:
-        raise RefundError("That line is not part of this order.")
+        quoted.append(LineQuote(item.id, units, refund_for_units(share, item.quantity,
+                                                                 item.refunded_quantity, units)))
     shipping_left = order.shipping_price - order.refunded_shipping
     if request.shipping < 0 or request.shipping > shipping_left:
         raise RefundError(f"At most {shipping_left} of shipping is left to refund.", "shipping")
-    result = Quote(tuple(lines), request.shipping)
+    result = Quote(tuple(quoted), request.shipping)
     if result.total <= 0:
         raise RefundError("Choose lines or shipping to refund.")
     return result
@@ -135,8 +138,10 @@ def refund_order(order: Order, request: RefundRequest, actor: User | None) -> Re
     an order with nothing paid, or a provider that refused (the message says so; the failed
     attempt stays in the history).
     """
-    priced = quote(order, request)
-    seen = {item.id: item.refunded_quantity for item, _ in refundable_lines(order)}
+    lines = refundable_lines(order)
+    priced = quote(order, request, lines)
+    # The quantities this price was computed from: the reservation holds only if they stand.
+    seen = {item.id: item.refunded_quantity for item, _ in lines}
     refund = _reserve(order, priced, seen, request.reason, request.restock, actor)
     return _ask_provider(refund, order, actor)
 

@@ -26,6 +26,7 @@ from flask import current_app
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from blog.accounts.models import User
 from blog.database import affected_rows, utcnow
 from blog.database_session import transaction
 from blog.errors import ServiceError
@@ -130,11 +131,8 @@ def _currency() -> str:
 
 
 def _email(order: Order) -> str | None:
-    user = order.user if "user" in order.__dict__ else None
-    if user is None and order.user_id is not None:
-        from blog.accounts.models import User
-
-        user = db.session.get(User, order.user_id)
+    """The customer's address, for the provider's page."""
+    user = db.session.get(User, order.user_id) if order.user_id is not None else None
     return user.email if user is not None else None
 
 

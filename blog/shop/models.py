@@ -34,7 +34,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from blog.accounts.models import User
-from blog.database import Money, TimestampMixin, utcnow
+from blog.database import Money, TimestampMixin, status_check, utcnow
 from blog.extensions import Model
 from blog.shop.pricing import ZERO, format_money, round_cents
 
@@ -309,7 +309,7 @@ class Order(TimestampMixin, Model):
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in OrderStatus.ALL)})", name="status_known"),
+        status_check(OrderStatus.ALL),
         CheckConstraint("total = subtotal - discount_amount + shipping_price + tax", name="total_adds_up"),
         CheckConstraint("discount_amount <= subtotal", name="discount_within_subtotal"),
         *(CheckConstraint(f"{name} >= 0", name=f"{name}_not_negative") for name in _AMOUNTS),

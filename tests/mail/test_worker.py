@@ -4,11 +4,8 @@ retried until it goes, and two workers handed the same messages deliver each exa
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,14 +23,13 @@ from blog.extensions import db
 from blog.mail import delivery
 from blog.mail.models import EmailMessage
 from tests.conftest import PASSWORD, AuthActions, ShopActions, create_product, create_shipping, csrf_token
-from tests.mail.conftest import SMTPServer, outbox_rows, smtp_config
+from tests.mail.conftest import WORKER_SECRET, SMTPServer, outbox_rows, smtp_config, worker_processes
 from tests.mail.test_outbox import _queue_plain
 from tests.test_redis_down import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.slow
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SECRET = "worker-test-secret-key-0123456789"
+SECRET = WORKER_SECRET
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -61,40 +57,9 @@ def config_overrides(smtp: SMTPServer, queue: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def start_worker(committed_app: Flask, database_url: str,
                  tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
-    """``start_worker()`` runs `flask worker` on the test's database, queue and SMTP server;
-    every worker is stopped (Ctrl-C, as a person would) at the end."""
-    config = committed_app.config
-    env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY=SECRET,
-               INKWELL_INSTANCE_PATH=str(tmp_path / "instance"),
-               FLASK_JOBS_IMMEDIATE="false", FLASK_JOBS_POLL_MAX_DELAY="0.2",
-               FLASK_MAIL_SERVER=config["MAIL_SERVER"], FLASK_MAIL_PORT=str(config["MAIL_PORT"]),
-               FLASK_MAIL_RETRY_DELAY="1", FLASK_SITE_URL=config["SITE_URL"],
-               FLASK_SQLITE_BUSY_TIMEOUT_MS="30000")
-    env.pop("REDIS_URL", None)
-    if config["REDIS_URL"]:
-        env["REDIS_URL"] = config["REDIS_URL"]
-    else:
-        env["FLASK_JOBS_DATABASE"] = config["JOBS_DATABASE"]
-    workers: list[subprocess.Popen[str]] = []
-
-    def start() -> subprocess.Popen[str]:
-        worker = subprocess.Popen([sys.executable, "-m", "flask", "worker", "--workers", "2"],
-                                  cwd=REPOSITORY, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGINT)
-    for worker in workers:
-        try:
-            output, _ = worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output, _ = worker.communicate()
-        assert "Traceback" not in output, output
+    """``start_worker()`` runs `flask worker` on the test's database, queue and SMTP server."""
+    with worker_processes(committed_app, database_url, tmp_path, FLASK_MAIL_RETRY_DELAY="1") as start:
+        yield start
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:

@@ -8,14 +8,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from sqlalchemy import select
 
@@ -27,8 +25,9 @@ from blog.newsletter.models import NewsletterDelivery, Subscriber
 from blog.newsletter.subscribers import unsubscribe_token
 from blog.posts import services as posts
 from tests.conftest import PASSWORD
-from tests.mail.conftest import SMTPServer, free_port, smtp_config
-from tests.mail.test_worker import REPOSITORY, SECRET, wait_until
+from tests.mail.conftest import WORKER_SECRET as SECRET
+from tests.mail.conftest import SMTPServer, serving, smtp_config, worker_processes
+from tests.mail.test_worker import wait_until
 
 
 class KillingSMTP(SMTPServer):
@@ -55,14 +54,8 @@ class KillingSMTP(SMTPServer):
 
 @pytest.fixture
 def smtp() -> Iterator[KillingSMTP]:
-    handler = KillingSMTP()
-    handler.port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    controller.start()
-    try:
+    with serving(KillingSMTP()) as handler:
         yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -74,34 +67,9 @@ def config_overrides(smtp: KillingSMTP, tmp_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def start_worker(committed_app: Flask, database_url: str,
                  tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
-    config = committed_app.config
-    env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY=SECRET,
-               INKWELL_INSTANCE_PATH=str(tmp_path / "instance"),
-               FLASK_JOBS_IMMEDIATE="false", FLASK_JOBS_POLL_MAX_DELAY="0.2",
-               FLASK_MAIL_SERVER=config["MAIL_SERVER"], FLASK_MAIL_PORT=str(config["MAIL_PORT"]),
-               FLASK_SITE_URL=config["SITE_URL"], FLASK_SQLITE_BUSY_TIMEOUT_MS="30000",
-               FLASK_JOBS_DATABASE=config["JOBS_DATABASE"], FLASK_NEWSLETTER_CLAIM_TIMEOUT="1",
-               FLASK_NEWSLETTER_RATE_PER_MINUTE="1000")
-    env.pop("REDIS_URL", None)
-    workers: list[subprocess.Popen[str]] = []
-
-    def start() -> subprocess.Popen[str]:
-        worker = subprocess.Popen([sys.executable, "-m", "flask", "worker", "--workers", "2"],
-                                  cwd=REPOSITORY, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGINT)
-    for worker in workers:
-        try:
-            worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.communicate()
+    with worker_processes(committed_app, database_url, tmp_path, FLASK_NEWSLETTER_CLAIM_TIMEOUT="1",
+                          FLASK_NEWSLETTER_RATE_PER_MINUTE="1000") as start:
+        yield start
 
 
 def _site(app: Flask, confirmed: int, pending: int = 0) -> int:
