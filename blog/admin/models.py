@@ -27,8 +27,8 @@ class AuditEvent(Model):
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        Index("ix_audit_events_entity_type_created_at", "entity_type", "created_at"),
-        Index("ix_audit_events_created_at", "created_at"),
+        Index("ix_audit_events_entity_type_created_at_id", "entity_type", "created_at", "id"),
+        Index("ix_audit_events_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -61,10 +61,11 @@ class Post(TimestampMixin, Model):
 
     __tablename__ = "posts"
     __table_args__ = (
-        # The home page, tag pages and feeds: published posts, newest first.
-        Index("ix_posts_published_published_at", "published", "published_at"),
+        # The home page, tag pages and feeds: published posts, newest first. The id ends
+        # every list's sort key (ties), so keyset pages seek straight to their first row.
+        Index("ix_posts_published_published_at_id", "published", "published_at", "id"),
         # Profile pages: one author's posts, newest first.
-        Index("ix_posts_author_id_published_at", "author_id", "published_at"),
+        Index("ix_posts_author_id_published_at_id", "author_id", "published_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,7 +120,7 @@ class Comment(TimestampMixin, Model):
     __table_args__ = (
         Index("ix_comments_post_id_created_at", "post_id", "created_at"),
         # The admin's recent comments, across all posts.
-        Index("ix_comments_created_at", "created_at"),
+        Index("ix_comments_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -321,8 +321,8 @@ class Order(TimestampMixin, Model):
         Index("ix_orders_status_payment_due_at", "status", "payment_due_at"),
         # A member's orders, newest first; the admin's list by status.
         Index("ix_orders_user_id_created_at", "user_id", "created_at"),
-        Index("ix_orders_status_created_at", "status", "created_at"),
-        Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_orders_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
