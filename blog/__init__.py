@@ -264,6 +264,7 @@ def register_listeners(app: Flask) -> None:
     from blog.payments.refunds import refund_settled
     from blog.payments.services import close_attempts_on_cancel, record_manual_payment
     from blog.payments.views import answer_payment_page
+    from blog.posts import fragments
     from blog.posts.services import post_saved
     from blog.shop.cart import create_member_cart
     from blog.shop.catalog_io import catalog_imported
@@ -272,6 +273,7 @@ def register_listeners(app: Flask) -> None:
     from blog.shop.views import merge_cart_on_login
 
     jobs.register_listeners()  # jobs asked for in a transaction are enqueued when it commits
+    fragments.register_listeners()  # a committed change to posts drops visitors' cached lists
     user_registered.connect(create_member_cart, sender=app)  # a new member gets a cart
     user_logged_in.connect(merge_cart_on_login, sender=app)  # a visitor's cart joins theirs
     order_status_changed.connect(record_order_status, sender=app)  # every move is audited

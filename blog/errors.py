@@ -8,7 +8,7 @@ import logging
 from flask import Flask, g, render_template
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge
 
 from blog.extensions import db
 from blog.text import describe_bytes
@@ -29,6 +29,14 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+class ExplainedBadRequest(BadRequest):
+    """A 400 whose message is written for the reader (the stock text would not say what to do)."""
+
+    def __init__(self, reader_message: str) -> None:
+        super().__init__(reader_message)
+        self.reader_message = reader_message
+
 
 MESSAGES = {
     400: "The request could not be understood. Please go back and try again.",
@@ -57,7 +65,7 @@ def render_error(error: HTTPException, *, title: str | None = None,
     code = error.code or 500
     title = title or error.name
     g.error_page = True  # no canonical link: an error is not a page to index
-    message = message or MESSAGES.get(code, error.description)
+    message = message or getattr(error, "reader_message", None) or MESSAGES.get(code, error.description)
     headers = [(name, value) for name, value in error.get_headers() if name != "Content-Type"]
     try:
         html = render_template("errors/error.html", code=code, title=title, message=message)

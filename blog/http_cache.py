@@ -9,7 +9,7 @@ page, or a visitor's with a cart or a message waiting to be shown, is never answ
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
 from werkzeug.wrappers import Response
 
 #: The pages everyone sees alike: lists, posts, products, static pages, feeds, the sitemap.
@@ -30,5 +30,10 @@ def conditional_for_visitors(response: Response) -> Response:
             or request.cookies.get(config.get("REMEMBER_COOKIE_NAME", "remember_token"))):
         return response
     response.add_etag()
+    # Lists served from the fragment cache know when they were rendered: nothing in them
+    # changed since, so a client that only speaks If-Modified-Since gets its 304 too.
+    rendered_at = g.get("content_rendered_at")
+    if rendered_at is not None:
+        response.last_modified = rendered_at
     response.headers.setdefault("Cache-Control", "no-cache")
     return response.make_conditional(request)

@@ -33,6 +33,7 @@ from blog.newsletter import sending as newsletter_sending
 from blog.newsletter import subscribers as newsletter
 from blog.pages import services as pages
 from blog.pages.models import Page, SiteSetting
+from blog.pagination import Key, Ordering
 from blog.posts.models import Comment, Post
 from blog.shop import orders
 from blog.shop.errors import ShopError
@@ -50,6 +51,12 @@ class AdminError(ServiceError):
 
 
 # --- orders --------------------------------------------------------------------------------
+
+
+#: The admin's growing lists, newest first (each served by an index on (created_at, id)).
+NEWEST_ORDERS = Ordering(Key(Order.created_at), Key(Order.id))
+NEWEST_COMMENTS = Ordering(Key(Comment.created_at), Key(Comment.id))
+NEWEST_EVENTS = Ordering(Key(AuditEvent.created_at), Key(AuditEvent.id))
 
 
 def order_list(status: str = "", q: str = "") -> Select[Any]:

@@ -52,6 +52,7 @@ from blog.newsletter import subscribers as newsletter_subscribers
 from blog.newsletter.models import DeliveryStatus, NewsletterSend, SubscriberStatus
 from blog.pages import services as pages
 from blog.pages.models import Page
+from blog.pagination import keyset_page
 from blog.payments import refunds
 from blog.payments import services as payment_services
 from blog.payments.models import Refund
@@ -156,7 +157,7 @@ def retire_product(product_id: int) -> Response:
 @bp.route("/orders")
 def order_list() -> str:
     status, q = _choice("status", OrderStatus.ALL), _search()
-    page = paginate(services.order_list(status, q), PER_PAGE)
+    page = keyset_page(services.order_list(status, q), services.NEWEST_ORDERS, PER_PAGE)
     return render_template("admin/orders.html", page=page, status=status, q=q,
                            statuses=OrderStatus.ALL)
 
@@ -258,7 +259,7 @@ def user_action(user_id: int, action: str) -> Response:
 
 @bp.route("/comments")
 def comment_list() -> str:
-    page = paginate(services.recent_comments(), PER_PAGE)
+    page = keyset_page(services.recent_comments(), services.NEWEST_COMMENTS, PER_PAGE)
     return render_template("admin/comments.html", page=page, form=ButtonForm(formdata=None))
 
 
@@ -466,7 +467,7 @@ def newsletter_test() -> Response:
 @bp.route("/audit")
 def audit() -> str:
     entity = _choice("entity", services.ENTITY_TYPES)
-    page = paginate(services.audit_events(entity), PER_PAGE)
+    page = keyset_page(services.audit_events(entity), services.NEWEST_EVENTS, PER_PAGE)
     return render_template("admin/audit.html", page=page, entity=entity,
                            entity_types=services.ENTITY_TYPES)
 

@@ -41,6 +41,7 @@ from blog.errors import ServiceError
 from blog.extensions import db
 from blog.images import delete_image
 from blog.mail.outbox import queue_email
+from blog.pagination import Key, KeysetPage, Ordering, keyset_page
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.rendering import excerpt_of, render_markdown
 from blog.security import can_edit_any_post, can_edit_post
@@ -142,18 +143,34 @@ def _listed(public_only: bool) -> ColumnElement[bool]:
     return or_(public, and_(Post.published.is_(True), Post.author_id == viewer.id))
 
 
+#: Every public list of posts: newest first (ix_posts_published_published_at_id serves it).
+NEWEST = Ordering(Key(Post.published_at), Key(Post.id))
+#: An author's own profile: drafts first (newest written first), then the rest newest first.
+#: A draft has no publication time yet, so it sorts by when it was written.
+_OWN_POSTS = Ordering(
+    Key(Post.published, descending=False),
+    Key(func.coalesce(Post.published_at, Post.created_at),
+        read=lambda post: post.published_at or post.created_at),
+    Key(Post.id),
+)
+
+
 def published_posts(*, public_only: bool = False) -> Select[Any]:
     """Published posts, newest first, with what a list item shows; ``public_only`` for what
     leaves the site (feeds, the sitemap): never a scheduled post, whoever asks."""
-    stmt = select(Post).where(_listed(public_only)).order_by(
-        Post.published_at.desc(), Post.id.desc()
-    )
+    stmt = select(Post).where(_listed(public_only)).order_by(*NEWEST.clauses())
     return _with_counts(stmt, _viewer_id())
 
 
 def paginate(stmt: Select[Any]) -> Pagination:
-    """One page of posts for ``?page=`` (see :func:`blog.database_session.paginate`)."""
+    """One numbered page of posts for ``?page=`` (see :func:`blog.database_session.paginate`):
+    for lists in an order no index serves (search results by relevance)."""
     return paginate_by(stmt, "POSTS_PER_PAGE")
+
+
+def newest_page(stmt: Select[Any]) -> KeysetPage:
+    """The requested keyset page of a list of posts, newest first (:mod:`blog.pagination`)."""
+    return keyset_page(stmt, NEWEST, "POSTS_PER_PAGE")
 
 
 def posts_tagged(tag: Tag, *, public_only: bool = False) -> Select[Any]:
@@ -163,12 +180,21 @@ def posts_tagged(tag: Tag, *, public_only: bool = False) -> Select[Any]:
 def posts_by(author: User) -> Select[Any]:
     """An author's posts, newest first; the author, editors and admins also see the drafts
     (first) and the scheduled ones."""
-    viewer = current_user
-    if viewer.is_authenticated and can_edit_post(viewer, author.id):
-        stmt = select(Post).where(Post.author_id == author.id).order_by(
-            Post.published.asc(), Post.published_at.desc(), Post.id.desc())
-        return _with_counts(stmt, viewer.id)
+    if _sees_drafts_of(author):
+        stmt = select(Post).where(Post.author_id == author.id).order_by(*_OWN_POSTS.clauses())
+        return _with_counts(stmt, current_user.id)
     return published_posts().where(Post.author_id == author.id)
+
+
+def profile_page(author: User) -> KeysetPage:
+    """The requested keyset page of :func:`posts_by`."""
+    ordering = _OWN_POSTS if _sees_drafts_of(author) else NEWEST
+    return keyset_page(posts_by(author), ordering, "POSTS_PER_PAGE")
+
+
+def _sees_drafts_of(author: User) -> bool:
+    viewer = current_user
+    return bool(viewer.is_authenticated and can_edit_post(viewer, author.id))
 
 
 def feed_for(user: User) -> Select[Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import (
     Blueprint,
     Response,
@@ -15,6 +18,8 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from markupsafe import Markup
+from sqlalchemy import Select
 from werkzeug.wrappers import Response as BaseResponse
 
 from blog.accounts.services import get_user_by_username
@@ -24,8 +29,8 @@ from blog.errors import ServiceError
 from blog.extensions import limiter
 from blog.forms import ButtonForm, show_error
 from blog.images import ImageError, is_stored_name, save_image
+from blog.posts import fragments, services
 from blog.posts import media as media_library
-from blog.posts import services
 from blog.posts.forms import CommentForm, MediaForm, PostForm
 from blog.posts.models import Media, Post
 from blog.security import (
@@ -83,10 +88,16 @@ def _member_forms(comment_form: CommentForm | None = None) -> dict[str, object]:
     return {"comment_form": comment_form or CommentForm(), "action_form": ButtonForm(formdata=None)}
 
 
+def _post_list(stmt: Callable[[], Select[Any]], empty: str) -> Markup:
+    """The page of posts this request asks for, rendered (a visitor's from the cache)."""
+    return fragments.visitor_list(lambda: render_template(
+        "blog/_post_list.html", page=services.newest_page(stmt()), endpoint=request.endpoint, empty=empty))
+
+
 @bp.route("/")
 def index() -> str:
-    page = services.paginate(services.published_posts())
-    return render_template("blog/index.html", page=page)
+    posts = _post_list(services.published_posts, "Nothing has been published yet.")
+    return render_template("blog/index.html", posts=posts)
 
 
 @bp.route("/posts/<slug>")
@@ -263,8 +274,8 @@ def like(slug: str) -> BaseResponse:
 @bp.route("/tags/<name>")
 def tag(name: str) -> str:
     tag = services.get_tag(name) or abort(404)
-    page = services.paginate(services.posts_tagged(tag))
-    return render_template("blog/tag.html", tag=tag, page=page)
+    posts = _post_list(lambda: services.posts_tagged(tag), "No published posts carry this tag.")
+    return render_template("blog/tag.html", tag=tag, posts=posts)
 
 
 @bp.route("/users/<username>")
@@ -272,7 +283,7 @@ def profile(username: str) -> str:
     user = get_user_by_username(username, with_roles=True)
     if user is None or not (user.active or (current_user.is_authenticated and current_user.is_admin)):
         abort(404)
-    page = services.paginate(services.posts_by(user))
+    page = services.profile_page(user)
     followers, following = services.follow_counts(user)
     follows_them = (current_user.is_authenticated and current_user.id != user.id
                     and services.is_following(current_user.id, user.id))
@@ -313,7 +324,7 @@ def unfollow(username: str) -> BaseResponse:
 @bp.route("/feed")
 @login_required
 def feed() -> str:
-    page = services.paginate(services.feed_for(_current_user()))
+    page = services.newest_page(services.feed_for(_current_user()))
     return render_template("blog/feed.html", page=page)
 
 

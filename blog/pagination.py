@@ -1,0 +1,215 @@
+"""Keyset ("seek") pages for lists that grow without bound.
+
+A page is the ``per_page`` rows that follow (or precede) a cursor in the list's sort order.
+The cursor is the sort key of the last (or first) row shown, so the database seeks straight
+to it through the index that matches the sort: page 5,000 costs what page 1 costs, and no
+page ever counts the whole table. Links say "Newer" and "Older" rather than page numbers.
+
+The cursor travels in the ``cursor`` query argument as URL-safe base64 of a small JSON array
+(direction, then the key's values). It is opaque to readers but not secret: whatever a reader
+puts there is only ever a bound parameter, and anything that does not decode to values of
+the key's types is a 400 with a clear message.
+
+Old links with ``?page=N`` keep working: N = 1 is the first page; a later N is redirected to
+the cursor that starts that page (found by one narrow query on the key columns alone), and a
+page past the end is 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import abort, current_app, redirect, request
+from sqlalchemy import ColumnElement, Select, and_, literal, or_, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from blog.database_session import MAX_PAGE
+from blog.errors import ExplainedBadRequest
+from blog.extensions import db
+
+OLDER = "o"  # the rows after the cursor in sort order ("Older" on a newest-first list)
+NEWER = "n"  # the rows before it
+
+#: The query argument that carries a cursor.
+CURSOR_ARG = "cursor"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One part of a list's sort key: an expression, its direction and how to read its value
+    from a listed item (for a mapped attribute: the attribute itself)."""
+
+    expression: ColumnElement[Any] | InstrumentedAttribute[Any]
+    descending: bool = True
+    read: Callable[[Any], Any] | None = None
+
+    def value_of(self, item: Any) -> Any:
+        if self.read is not None:
+            return self.read(item)
+        return getattr(item, str(self.expression.key))
+
+    @property
+    def python_type(self) -> type:
+        return self.expression.type.python_type
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A list's sort order as keys; the last key must make it total (an id)."""
+
+    keys: tuple[Key, ...]
+
+    def __init__(self, *keys: Key) -> None:
+        object.__setattr__(self, "keys", keys)
+
+    def clauses(self, reverse: bool = False) -> list[ColumnElement[Any]]:
+        """ORDER BY clauses, or their mirror image (to read the rows before a cursor)."""
+        return [key.expression.desc() if key.descending != reverse else key.expression.asc()
+                for key in self.keys]
+
+    def after(self, values: Sequence[Any], reverse: bool = False) -> ColumnElement[bool]:
+        """The rows that come after ``values`` in this order (before them: ``reverse``)."""
+        bound = [literal(value, key.expression.type) for key, value in zip(self.keys, values, strict=True)]
+        columns = [key.expression for key in self.keys]
+        directions = {key.descending != reverse for key in self.keys}
+        if len(directions) == 1:
+            # One direction: a row-value comparison, which both databases answer with one
+            # range scan of an index on the same columns.
+            row, cursor = tuple_(*columns), tuple_(*bound)
+            return row < cursor if directions.pop() else row > cursor
+        # Mixed directions: (a after x) OR (a = x AND b after y) OR ...
+        terms = []
+        for index, key in enumerate(self.keys):
+            column, value = columns[index], bound[index]
+            step = column < value if key.descending != reverse else column > value
+            terms.append(and_(*(columns[i] == bound[i] for i in range(index)), step))
+        return or_(*terms)
+
+    def encode(self, direction: str, item: Any) -> str:
+        """The cursor that continues the list from ``item`` in ``direction``."""
+        return self.encode_values(direction, [key.value_of(item) for key in self.keys])
+
+    def encode_values(self, direction: str, values: Sequence[Any]) -> str:
+        """The cursor that continues the list from a row whose key is ``values``."""
+        raw = json.dumps([direction, *map(_to_json, values)], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    def decode(self, cursor: str) -> tuple[str, list[Any]]:
+        """(direction, key values) of ``cursor``; 400 for anything this list did not make."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            direction, *values = json.loads(raw)
+            if direction not in (OLDER, NEWER) or len(values) != len(self.keys):
+                raise ValueError(cursor)
+            return direction, [_from_json(value, key.python_type)
+                               for key, value in zip(self.keys, values, strict=True)]
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise ExplainedBadRequest("That page link is damaged. Start again from the first page.") from None
+
+
+def _to_json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _from_json(value: Any, python_type: type) -> Any:
+    if python_type is datetime:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(value)
+        return parsed
+    if python_type is bool:
+        if not isinstance(value, bool):
+            raise TypeError(value)
+        return value
+    if python_type is int:
+        # bool is an int to Python but never a valid id; 2**63 and up would overflow a BIGINT.
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**63:
+            raise TypeError(value)
+        return value
+    if not isinstance(value, python_type):
+        raise TypeError(value)
+    return value
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    """One page of a keyset list: its items and the cursors of the pages on either side
+    (None at either end)."""
+
+    items: list[Any]
+    newer: str | None
+    older: str | None
+
+    @property
+    def has_prev(self) -> bool:
+        return self.newer is not None
+
+    @property
+    def has_next(self) -> bool:
+        return self.older is not None
+
+
+def keyset_page(stmt: Select[Any], ordering: Ordering, per_page_setting: str) -> KeysetPage:
+    """The page of ``stmt`` (sorted by ``ordering``, whatever order it had) that the request's
+    ``cursor`` points at, sized by the setting named ``per_page_setting``. Two kinds of old
+    link are answered without a page: ``?page=N`` past the first is redirected to its cursor,
+    and past the end it is 404 (both end the request)."""
+    per_page: int = current_app.config[per_page_setting]
+    cursor = request.args.get(CURSOR_ARG)
+    stmt = stmt.order_by(None)
+    if not cursor:
+        _redirect_numbered_page(stmt, ordering, per_page)
+        rows = _rows(stmt.order_by(*ordering.clauses()).limit(per_page + 1))
+        return _page(ordering, rows, per_page, came_from=None)
+    direction, values = ordering.decode(cursor)
+    backwards = direction == NEWER
+    query = stmt.where(ordering.after(values, reverse=backwards))
+    rows = _rows(query.order_by(*ordering.clauses(reverse=backwards)).limit(per_page + 1))
+    if backwards:
+        more_newer = len(rows) > per_page
+        rows = rows[:per_page][::-1]
+        newer = ordering.encode(NEWER, rows[0]) if rows and more_newer else None
+        older = ordering.encode(OLDER, rows[-1]) if rows else None
+        return KeysetPage(rows, newer, older)
+    return _page(ordering, rows, per_page, came_from=OLDER)
+
+
+def _rows(stmt: Select[Any]) -> list[Any]:
+    return list(db.session.scalars(stmt).unique())
+
+
+def _page(ordering: Ordering, rows: list[Any], per_page: int, came_from: str | None) -> KeysetPage:
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    newer = ordering.encode(NEWER, rows[0]) if rows and came_from else None
+    older = ordering.encode(OLDER, rows[-1]) if rows and more else None
+    return KeysetPage(rows, newer, older)
+
+
+def _redirect_numbered_page(stmt: Select[Any], ordering: Ordering, per_page: int) -> None:
+    """Answer an old ``?page=N`` link: N > 1 redirects to the cursor after the last row of
+    page N - 1, read with the key columns alone (an index-only walk, no rows loaded)."""
+    number = request.args.get("page", 1, type=int)
+    if number == 1:
+        return
+    if not 1 <= number <= MAX_PAGE:
+        abort(404)
+    keys = stmt.with_only_columns(*(key.expression for key in ordering.keys), maintain_column_froms=True)
+    row = db.session.execute(
+        keys.order_by(*ordering.clauses()).offset((number - 1) * per_page - 1).limit(1)).first()
+    if row is None:
+        abort(404)
+    cursor = ordering.encode_values(OLDER, tuple(row))
+    args = {name: value for name, value in request.args.items(multi=True) if name != "page"}
+    args[CURSOR_ARG] = cursor
+    # 302, not 301: where page N starts moves as posts are published.
+    abort(redirect(f"{request.path}?{urlencode(args)}"))

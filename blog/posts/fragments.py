@@ -1,0 +1,155 @@
+"""The post lists visitors see, rendered once and served from the cache until the blog changes.
+
+A visitor's home page or tag page is the same for every visitor, so its list of posts is
+rendered once and kept in the cache (``blog.extensions.cache``: Redis, or files every worker
+of the machine shares) under the blog's current *version*. A hit runs no SQL at all.
+
+The version is a random token in the cache. Any committed write to what a list shows (a post,
+its tags, a comment, a like, an author's name) replaces it: the session listeners below notice
+such writes as they are flushed or executed and, once the transaction commits, forget the
+version, so every host's next request renders afresh. A rolled-back write changes nothing.
+Time changes lists too (a scheduled post becomes visible at its ``published_at``), so a
+cached list is only used until the next scheduled post is due.
+
+Members never get a cached list: theirs shows their likes and their own scheduled posts.
+A cache that fails (Redis down) is passed by: the list is rendered from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import g, request
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from blog.accounts.models import User
+from blog.database import utcnow
+from blog.extensions import cache, db
+from blog.posts.models import Comment, Post, Tag
+
+log = logging.getLogger(__name__)
+
+_VERSION_KEY = "posts:version"
+#: Session.info key: the open transaction wrote something a list shows.
+_CHANGED = "inkwell_post_lists_changed"
+#: What a list shows, as mapped classes (flushed objects) and tables (bulk and Core writes).
+_CLASSES = (Post, Comment, Tag, User)
+_TABLES = frozenset({"posts", "comments", "tags", "post_tags", "likes", "users"})
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A rendered list, when it was rendered, and until when it may be shown (the next
+    scheduled post's time; None: until the blog changes)."""
+
+    html: str
+    rendered_at: datetime
+    valid_until: datetime | None
+
+
+def visitor_list(render: Callable[[], str]) -> Markup:
+    """The list ``render`` draws for this request: from the cache for a visitor, else drawn
+    now (and kept for the next visitor). ``render`` may abort (a redirect, a 404): nothing is
+    kept then. Sets ``g.content_rendered_at`` (the page's Last-Modified) for a visitor."""
+    if current_user.is_authenticated:
+        return Markup(render())
+    version = _version()
+    key = f"posts:list:{version}:{request.endpoint}:{_arguments()}" if version else None
+    fragment = _get(key) if key else None
+    now = utcnow()
+    if fragment is None or (fragment.valid_until is not None and fragment.valid_until <= now):
+        html = render()
+        due = db.session.scalar(select(func.min(Post.published_at)).where(
+            Post.published.is_(True), Post.published_at > now))
+        fragment = Fragment(html, now.replace(microsecond=0), due)
+        if key:
+            _set(key, fragment)
+    g.content_rendered_at = fragment.rendered_at
+    return Markup(fragment.html)
+
+
+def _arguments() -> str:
+    view_args = sorted((request.view_args or {}).items())
+    return repr((view_args, sorted(request.args.items(multi=True))))
+
+
+def forget() -> None:
+    """Drop every cached list (the next request renders afresh). Called after a commit that
+    changed what lists show; safe to call when the cache is down."""
+    try:
+        cache.delete(_VERSION_KEY)
+    except Exception:
+        log.warning("the cache cannot be cleared; visitors see the old lists until "
+                    "CACHE_DEFAULT_TIMEOUT passes", exc_info=True)
+
+
+def _version() -> str | None:
+    try:
+        version = cache.get(_VERSION_KEY)
+        if not isinstance(version, str):
+            version = secrets.token_hex(8)
+            # add, not set: two hosts missing at once agree on the first one's version.
+            if not cache.add(_VERSION_KEY, version):
+                version = cache.get(_VERSION_KEY)
+        return version if isinstance(version, str) else None
+    except Exception:
+        log.warning("the cache cannot be read; rendering the list from the database", exc_info=True)
+        return None
+
+
+def _get(key: str) -> Fragment | None:
+    try:
+        fragment = cache.get(key)
+    except Exception:
+        log.warning("the cache cannot be read", exc_info=True)
+        return None
+    return fragment if isinstance(fragment, Fragment) else None
+
+
+def _set(key: str, fragment: Fragment) -> None:
+    try:
+        cache.set(key, fragment)
+    except Exception:
+        log.warning("the cache cannot be written", exc_info=True)
+
+
+# --- noticing writes ---------------------------------------------------------------------------
+
+
+def _after_flush(session: Session, context: Any) -> None:
+    if not session.info.get(_CHANGED) and any(
+            isinstance(instance, _CLASSES)
+            for instance in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_CHANGED] = True
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in _TABLES:
+            state.session.info[_CHANGED] = True
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        forget()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+def register_listeners() -> None:
+    """Watch every session for writes to what lists show (called once by the factory)."""
+    for name, listener in (("after_flush", _after_flush), ("do_orm_execute", _on_execute),
+                           ("after_commit", _after_commit), ("after_rollback", _after_rollback)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
