@@ -22,7 +22,7 @@ from flask_login import user_logged_in
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from blog import jobs, timezone, urls
+from blog import jobs, replica, timezone, urls
 from blog.config import (
     WEAK_SECRETS,
     DefaultConfig,
@@ -90,6 +90,7 @@ def load_settings(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     url = config["DATABASE_URL"] or "sqlite:///" + os.path.join(app.instance_path, "inkwell.sqlite3")
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(url)
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config))
+    replica.configure(config)  # DATABASE_REPLICA_URL: a second engine, for replica views
     if not config["RATELIMIT_STORAGE_URI"]:
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
     if config["RATELIMIT_STORAGE_URI"].startswith("redis"):  # redis:, rediss:, redis+unix:
@@ -195,6 +196,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         init_database(app, db.engine)
+        replica.init_app(app, db.engines)
     migrate.init_app(app, db, directory=os.path.join(_REPOSITORY_ROOT, "migrations"))
     csrf.init_app(app)
     cache.init_app(app)

@@ -2,8 +2,8 @@
 
 Every setting below can be overridden in ``instance/config.py`` or as an environment variable
 ``FLASK_<NAME>`` (values are parsed as JSON where possible, so ``FLASK_BCRYPT_ROUNDS=10`` is an int).
-A few well-known deployment variables are read without the prefix: ``DATABASE_URL``, ``SECRET_KEY``,
-``REDIS_URL`` and ``SITE_URL``.
+A few well-known deployment variables are read without the prefix: ``DATABASE_URL``,
+``DATABASE_REPLICA_URL``, ``SECRET_KEY``, ``REDIS_URL`` and ``SITE_URL``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,22 @@ class DefaultConfig:
     SECRET_KEY: str | None = None
     #: ``None`` means the SQLite file ``instance/inkwell.sqlite3``.
     DATABASE_URL: str | None = None
+    #: A read-only streaming replica of DATABASE_URL's PostgreSQL server (the same database on
+    #: another host or port), read from the environment like DATABASE_URL. When set, GET
+    #: requests to the views marked ``@reads_from_replica`` (list pages, feeds, the sitemap,
+    #: the catalogue) read from it; everything else, every write and every service transaction
+    #: uses the primary (see blog/replica.py). ``None``: one database, nothing changes.
+    DATABASE_REPLICA_URL: str | None = None
+    #: Seconds after a browser last committed a write (a post, a comment, a login, a cart)
+    #: during which its requests read from the primary even on replica views, so a member sees
+    #: their own change at once however far the replica lags.
+    REPLICA_READ_YOUR_WRITES_SECONDS = 10
+    #: Seconds to wait for the replica to accept a connection (PostgreSQL) before reading from
+    #: the primary instead.
+    REPLICA_CONNECT_TIMEOUT_SECONDS = 2
+    #: After the replica failed to connect, each process reads from the primary for this many
+    #: seconds before trying the replica again (one warning per failure, not one per request).
+    REPLICA_RETRY_SECONDS = 10
     REDIS_URL: str | None = None
 
     # Connection pool (PostgreSQL; SQLite uses SQLAlchemy's defaults for files).
@@ -284,7 +300,7 @@ def redis_options(config: dict[str, Any]) -> dict[str, Any]:
 
 def read_environment(config: dict[str, Any]) -> None:
     """Copy the unprefixed deployment variables into ``config`` when they are set."""
-    for name in ("DATABASE_URL", "SECRET_KEY", "REDIS_URL", "SITE_URL"):
+    for name in ("DATABASE_URL", "DATABASE_REPLICA_URL", "SECRET_KEY", "REDIS_URL", "SITE_URL"):
         value = os.environ.get(name)
         if value:
             config[name] = value

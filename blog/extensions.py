@@ -2,7 +2,8 @@
 
 Keeping them in one module lets models, services and views import them without importing
 the application (and without circular imports). This module imports only
-:mod:`blog.database`, which imports nothing of Inkwell.
+:mod:`blog.database`, which imports nothing of Inkwell, and :mod:`blog.replica` (the session
+class), which imports nothing of Inkwell but it and :mod:`blog.config`.
 """
 
 from typing import TYPE_CHECKING
@@ -16,10 +17,14 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
 from blog.database import Base
+from blog.replica import RoutingSession
 
 # expire_on_commit=False: transaction() commits the request's read transaction before a write
 # begins; expiring then would reload every object the request had already loaded.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+# RoutingSession: with DATABASE_REPLICA_URL set, replica views read from the replica
+# (blog/replica.py); without it, Flask-SQLAlchemy's own session.
+db = SQLAlchemy(model_class=Base,
+                session_options={"expire_on_commit": False, "class_": RoutingSession})
 migrate = Migrate(compare_type=True, render_as_batch=True)
 csrf = CSRFProtect()
 login_manager = LoginManager()

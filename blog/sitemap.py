@@ -21,6 +21,7 @@ from blog.extensions import db
 from blog.pages.models import Page
 from blog.posts import services as posts
 from blog.posts.models import Post, Tag, post_tags
+from blog.replica import reads_from_replica
 from blog.shop.models import Product, Variant
 from blog.urls import site_url
 
@@ -56,6 +57,7 @@ def _xml(template: str, **context: object) -> Response:
 
 
 @bp.route("/sitemap.xml")
+@reads_from_replica
 def sitemap() -> Response:
     """The whole sitemap, or the index of its parts when it is too long for one file."""
     rows, limit = entries(), int(current_app.config["SITEMAP_MAX_URLS"])
@@ -68,6 +70,7 @@ def sitemap() -> Response:
 
 
 @bp.route("/sitemap-<id:part_id>.xml")
+@reads_from_replica
 def part(part_id: int) -> Response:
     """One part of a sitemap too long for one file (1, 2, ...)."""
     rows, limit = entries(), int(current_app.config["SITEMAP_MAX_URLS"])

@@ -11,6 +11,7 @@ version, so every host's next request renders afresh. A rolled-back write change
 Time changes lists too (a scheduled post becomes visible at its ``published_at``), so a
 cached list is only used until the next scheduled post is due.
 
+A list read from a lagging replica (blog.replica) is kept only for the read-your-writes window.
 Members never get a cached list: theirs shows their likes and their own scheduled posts.
 A cache that fails (Redis down) is passed by: the list is rendered from the database.
 """
@@ -21,10 +22,10 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import event, func, select
@@ -34,6 +35,7 @@ from blog.accounts.models import User
 from blog.database import utcnow
 from blog.extensions import cache, db
 from blog.posts.models import Comment, Post, Tag
+from blog.replica import read_from_replica
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,11 @@ def visitor_list(render: Callable[[], str]) -> Markup:
         html = render()
         due = db.session.scalar(select(func.min(Post.published_at)).where(
             Post.published.is_(True), Post.published_at > now))
+        if read_from_replica():
+            # Read from a replica that may lag the commit that dropped the last version: keep
+            # it no longer than the replica is trusted to catch up, not until the next write.
+            caught_up = now + timedelta(seconds=current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"])
+            due = caught_up if due is None else min(due, caught_up)
         fragment = Fragment(html, now.replace(microsecond=0), due)
         if key:
             _set(key, fragment)

@@ -33,6 +33,7 @@ from blog.posts import fragments, services
 from blog.posts import media as media_library
 from blog.posts.forms import CommentForm, MediaForm, PostForm
 from blog.posts.models import Media, Post
+from blog.replica import reads_from_replica
 from blog.security import (
     can_edit_any_post,
     can_edit_post,
@@ -95,6 +96,7 @@ def _post_list(stmt: Callable[[], Select[Any]], empty: str) -> Markup:
 
 
 @bp.route("/")
+@reads_from_replica
 def index() -> str:
     posts = _post_list(services.published_posts, "Nothing has been published yet.")
     return render_template("blog/index.html", posts=posts)
@@ -272,6 +274,7 @@ def like(slug: str) -> BaseResponse:
 
 
 @bp.route("/tags/<name>")
+@reads_from_replica
 def tag(name: str) -> str:
     tag = services.get_tag(name) or abort(404)
     posts = _post_list(lambda: services.posts_tagged(tag), "No published posts carry this tag.")
@@ -279,6 +282,7 @@ def tag(name: str) -> str:
 
 
 @bp.route("/users/<username>")
+@reads_from_replica
 def profile(username: str) -> str:
     user = get_user_by_username(username, with_roles=True)
     if user is None or not (user.active or (current_user.is_authenticated and current_user.is_admin)):
@@ -322,6 +326,7 @@ def unfollow(username: str) -> BaseResponse:
 
 
 @bp.route("/feed")
+@reads_from_replica
 @login_required
 def feed() -> str:
     page = services.newest_page(services.feed_for(_current_user()))
@@ -336,12 +341,14 @@ def search() -> str:
 
 
 @bp.route("/feed.atom")
+@reads_from_replica
 def atom() -> Response:
     return _atom(services.latest_published(ATOM_ENTRIES), site_name(),
                  site_url("blog.atom"), site_url("blog.index"))
 
 
 @bp.route("/tags/<name>/feed.atom")
+@reads_from_replica
 def tag_atom(name: str) -> Response:
     tag = services.get_tag(name) or abort(404)
     return _atom(services.latest_published(ATOM_ENTRIES, tag=tag),
@@ -350,6 +357,7 @@ def tag_atom(name: str) -> Response:
 
 
 @bp.route("/users/<username>/feed.atom")
+@reads_from_replica
 def user_atom(username: str) -> Response:
     user = _member(username)
     return _atom(services.latest_published(ATOM_ENTRIES, author=user),

@@ -17,6 +17,7 @@ from blog.database_session import paginate
 from blog.errors import ServiceError
 from blog.forms import ButtonForm, show_error
 from blog.images import is_stored_name
+from blog.replica import reads_from_replica
 from blog.security import require_owner, safe_next_url
 from blog.shop import cart as carts
 from blog.shop import catalog, orders
@@ -90,6 +91,7 @@ def _back(default: str) -> Response:
 
 
 @bp.route("/")
+@reads_from_replica
 def index() -> str:
     q = request.args.get("q", "").strip()[:100]
     sort = request.args.get("sort", "newest")
@@ -106,6 +108,7 @@ def index() -> str:
 
 
 @bp.route("/products/<slug>")
+@reads_from_replica
 def product(slug: str) -> str:
     item = catalog.get_product(slug)
     is_admin = current_user.is_authenticated and current_user.is_admin
