@@ -127,8 +127,10 @@ def check_invariants(app: Flask) -> None:
         assert not {name for name in writers if re.fullmatch(r"reader\d*", name)}
 
         # Posts: HTML and excerpt are what saving the post through the site would store.
-        for post in s.scalars(select(Post)):
+        for post in s.scalars(select(Post).options(selectinload(Post.tags))):
             assert post.body_html == render_markdown(post.body), post.slug
+            # The copy of the tags the search index reads, as the post service writes it.
+            assert post.tag_names == " ".join(sorted(tag.name for tag in post.tags)), post.slug
             assert post.excerpt == excerpt_of(post.body_html), post.slug
             assert post.published == (post.published_at is not None)
             assert post.published_at is None or post.published_at < utcnow()

@@ -89,6 +89,10 @@ class Post(TimestampMixin, Model):
     #: becomes visible (once: blog.newsletter keeps the record of what was sent).
     send_newsletter: Mapped[bool] = mapped_column(default=False, server_default=false())
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: The post's tag names, space-separated: a copy of ``tags`` in the row itself, so the
+    #: full-text index (blog.search: FTS5 triggers, PostgreSQL's generated column) can read
+    #: them without a join. Written with the tags, by the post service.
+    tag_names: Mapped[str] = mapped_column(Text, default="", server_default="")
     #: Bumped by every UPDATE (``version_id_col``): an edit based on an older version fails
     #: instead of silently overwriting a concurrent one.
     version: Mapped[int] = mapped_column(default=1, server_default=text("1"))

@@ -34,7 +34,7 @@ from sqlalchemy.orm import joinedload, selectinload, with_expression
 from sqlalchemy.orm.exc import StaleDataError
 
 from blog.accounts.models import User
-from blog.database import affected_rows, contains_pattern, utcnow
+from blog.database import affected_rows, utcnow
 from blog.database_session import paginate as paginate_by
 from blog.database_session import transaction, unique_slug
 from blog.errors import ServiceError
@@ -44,6 +44,7 @@ from blog.mail.outbox import queue_email
 from blog.pagination import Key, KeysetPage, Ordering, keyset_page
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.rendering import excerpt_of, render_markdown
+from blog.search import SearchQuery, parse, post_search
 from blog.security import can_edit_any_post, can_edit_post
 from blog.text import slugify, xml_safe
 
@@ -203,12 +204,25 @@ def feed_for(user: User) -> Select[Any]:
     return published_posts().where(Post.author_id.in_(followed))
 
 
-def search_posts(query: str) -> Select[Any]:
-    """Published posts whose title or body contains ``query``, ignoring case. The user's
-    text is a bound parameter with LIKE's wildcards escaped, so ``%`` and ``_`` are literal."""
-    pattern = contains_pattern(query)
-    return published_posts().where(or_(Post.title.ilike(pattern, escape="\\"),
-                                       Post.body.ilike(pattern, escape="\\")))
+#: The orders search results come in: best match first, or newest first.
+SEARCH_ORDERS = ("rank", "date")
+
+
+def search_posts(query: str | SearchQuery, order: str = "rank") -> Select[Any]:
+    """Published posts matching the full-text ``query`` (:mod:`blog.search`: words in any
+    order, stemming, "phrases", -exclusions, ``or``), with the visibility rules of every
+    list. ``order="rank"``: best match first (a title match above a body match), ties newest
+    first; ``"date"``: newest first. ``query`` is the reader's text or already parsed; text
+    with nothing to search for matches no post."""
+    parsed = parse(query) if isinstance(query, str) else query
+    stmt = published_posts()
+    if parsed is None:
+        return stmt.where(false())
+    matches = post_search(parsed)
+    stmt = stmt.join(matches, matches.c.id == Post.id)
+    if order == "date":
+        return stmt
+    return stmt.order_by(None).order_by(matches.c.rank.desc(), Post.published_at.desc(), Post.id.desc())
 
 
 def get_tag(name: str) -> Tag | None:
@@ -333,6 +347,8 @@ def _apply(post: Post, content: PostContent, tags: list[Tag]) -> None:
     post.body_html = content.body_html
     post.excerpt = content.excerpt
     post.tags = tags
+    # The search index reads the tags from the row (blog.search): kept with them, here only.
+    post.tag_names = " ".join(sorted(tag.name for tag in tags))
     if content.publish:
         now = utcnow()
         if content.publish_at is not None:

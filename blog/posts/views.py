@@ -335,9 +335,23 @@ def feed() -> str:
 
 @bp.route("/search")
 def search() -> str:
+    """Full-text search (:mod:`blog.search`), best match first or ``?sort=date``; any text is
+    safe. Each result shows its body's matching words highlighted, when the body matched and
+    the reader may read it (a members-only post shows visitors its plain excerpt only)."""
+    from blog.search import parse, snippets
+
     query = request.args.get("q", "").strip()[:200]
-    page = services.paginate(services.search_posts(query)) if query else None
-    return render_template("blog/search.html", query=query, page=page)
+    sort = request.args.get("sort", "rank")
+    if sort not in services.SEARCH_ORDERS:
+        sort = "rank"
+    parsed = parse(query)
+    page = services.paginate(services.search_posts(query, sort)) if query else None
+    excerpts = {}
+    if page is not None and parsed is not None:
+        readable = [post.id for post in page.items
+                    if not post.members_only or current_user.is_authenticated]
+        excerpts = snippets(readable, parsed)
+    return render_template("blog/search.html", query=query, page=page, sort=sort, snippets=excerpts)
 
 
 @bp.route("/feed.atom")

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Row, Table, insert, select
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from blog.accounts.models import ADMIN, AUTHOR, EDITOR, Role, User, lookup_key, user_roles
@@ -217,6 +217,7 @@ class Seeder:
         tag_ids.update((name, tag_id) for tag_id, name in
                        self._insert(Tag, new_tags, "id", "name"))
         tag_list = [tag_ids[name] for name in TAG_NAMES]
+        tag_names = {tag_id: name for name, tag_id in tag_ids.items()}
         self.counts["tags"] = len(new_tags)
 
         # The admin and about half the others write (the demo reader never: that login shows
@@ -274,6 +275,7 @@ class Seeder:
                                 self.anchor - timedelta(seconds=1))
                     like_rows.append({"user_id": liker.id, "post_id": post_id, "created_at": liked})
             self._insert(post_tags, tags_rows)
+            self._copy_tag_names(tags_rows, tag_names)
             self._insert(Comment, comment_rows)
             self._insert(likes, like_rows)
             counts["posts"] += len(posts)
@@ -281,6 +283,19 @@ class Seeder:
             counts["likes"] += len(like_rows)
             self.progress(len(posts))
         self.counts.update(counts)
+
+    def _copy_tag_names(self, tags_rows: list[dict[str, Any]], names: dict[int, str]) -> None:
+        """Write each tagged post's ``tag_names`` (what the search index reads), as the post
+        service does; after the tags are drawn, so the random draws stay as they were."""
+        tagged: dict[int, list[str]] = {}
+        for row in tags_rows:
+            tagged.setdefault(row["post_id"], []).append(names[row["tag_id"]])
+        if not tagged:
+            return
+        posts = core_table(Post)
+        self.session.execute(
+            update(posts).where(posts.c.id == bindparam("tagged_id")).values(tag_names=bindparam("joined")),
+            [{"tagged_id": post_id, "joined": " ".join(sorted(found))} for post_id, found in tagged.items()])
 
     # the shop -------------------------------------------------------------------------
 

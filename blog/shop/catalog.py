@@ -14,15 +14,21 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 
-from blog.database import contains_pattern
 from blog.extensions import db
+from blog.search import parse, product_search
 from blog.shop.models import Category, Product, Variant
 
-#: The catalogue's sort orders; anything else falls back to the first.
-SORTS = ("newest", "price_asc", "price_desc", "name")
+#: The catalogue's sort orders. "relevance" (best match first) is for a search; without one
+#: it means "newest". Anything else falls back to :func:`default_sort`.
+SORTS = ("relevance", "newest", "price_asc", "price_desc", "name")
+
+
+def default_sort(q: str) -> str:
+    """The order a list comes in when none is asked for: best match first for a search."""
+    return "relevance" if q.strip() else "newest"
 
 
 def _variant_summary() -> Any:
@@ -36,9 +42,11 @@ def _variant_summary() -> Any:
     )
 
 
-def catalogue(q: str = "", category: Category | None = None, sort: str = "newest") -> Select[Any]:
-    """Active products for the shop's list: matching ``q`` (name or description), in
-    ``category``, in one of :data:`SORTS`. Products without a variant are left out."""
+def catalogue(q: str = "", category: Category | None = None, sort: str = "") -> Select[Any]:
+    """Active products for the shop's list: matching ``q`` (full-text, :mod:`blog.search`:
+    name or description, words in any order, stemming, "phrases", -exclusions), in
+    ``category``, in one of :data:`SORTS` (by default, :func:`default_sort`). Products
+    without a variant are left out."""
     summary = _variant_summary()
     stmt = (
         select(Product)
@@ -51,17 +59,26 @@ def catalogue(q: str = "", category: Category | None = None, sort: str = "newest
             with_expression(Product.total_stock, summary.c.total_stock),
         )
     )
+    matches = None
     if q.strip():
-        pattern = contains_pattern(q)
-        stmt = stmt.where(or_(Product.name.ilike(pattern, escape="\\"),
-                              Product.description.ilike(pattern, escape="\\")))
+        query = parse(q)
+        if query is None:  # only punctuation, or only exclusions: nothing to look for
+            stmt = stmt.where(false())
+        else:
+            matches = product_search(query)
+            stmt = stmt.join(matches, matches.c.id == Product.id)
     if category is not None:
         stmt = stmt.where(Product.category_id == category.id)
-    order = {
+    if sort not in SORTS:
+        sort = default_sort(q)
+    newest: tuple[Any, ...] = (Product.created_at.desc(), Product.id.desc())
+    order: tuple[Any, ...] = {
         "price_asc": (summary.c.min_price.asc(), Product.id.asc()),
         "price_desc": (summary.c.min_price.desc(), Product.id.desc()),
         "name": (Product.name.asc(), Product.id.asc()),
-    }.get(sort, (Product.created_at.desc(), Product.id.desc()))
+    }.get(sort, newest)
+    if sort == "relevance" and matches is not None:
+        order = (matches.c.rank.desc(), *newest)
     return stmt.order_by(*order)
 
 

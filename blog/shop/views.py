@@ -94,15 +94,16 @@ def _back(default: str) -> Response:
 @reads_from_replica
 def index() -> str:
     q = request.args.get("q", "").strip()[:100]
-    sort = request.args.get("sort", "newest")
-    if sort not in catalog.SORTS:
-        sort = "newest"
+    # "" (the form's first choice): the default order, best match first for a search.
+    sort = request.args.get("sort", "")
+    if sort not in catalog.SORTS or sort == catalog.default_sort(q):
+        sort = ""
     categories = catalog.categories()
     slug = request.args.get("category", "")
     category = next((c for c in categories if c.slug == slug), None)
     if slug and category is None:
         abort(404)
-    page = paginate(catalog.catalogue(q, category, sort), "PRODUCTS_PER_PAGE")
+    page = paginate(catalog.catalogue(q, category, sort or catalog.default_sort(q)), "PRODUCTS_PER_PAGE")
     return render_template("shop/index.html", page=page, categories=categories, category=category,
                            q=q, sort=sort, sorts=catalog.SORTS)
 
