@@ -240,3 +240,12 @@ def test_timestamps_in_cursors_survive_the_round_trip(app, twenty_two):
         direction, values = services.NEWEST.decode(cursor)
         assert direction == "o" and values == [post.published_at, post.id]
         assert values[0] - post.published_at == timedelta(0)
+
+
+def test_a_member_s_list_is_read_in_index_order_too(client, app, auth, twenty_two):
+    """A member's list adds their own scheduled posts; written with `published` outside the OR
+    it still walks the index (the other form sorted every post: 1.6 s at 100,000)."""
+    auth.login("alice")
+    for plan in _plans(app, client, "/"):
+        assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+        assert not re.search(r"^\s*(->\s*)?Sort\b", plan, re.MULTILINE), plan
