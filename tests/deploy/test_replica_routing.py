@@ -321,3 +321,48 @@ def test_a_visitor_s_list_read_from_a_lagging_replica_is_kept_only_briefly(make_
     assert "Fresh news" not in text_of(client.get("/"))  # still the kept copy, within the window
     time.sleep(0.6)
     assert "Fresh news" in text_of(client.get("/"))
+
+
+def test_a_like_counts_as_a_write_for_reading_it_back(site):
+    """A like is a Core INSERT (no ORM flush): it too must send the member's next reads to the
+    primary, or the page after the click would show the replica's count without it."""
+    alice = site.member()
+    site.post(alice, "Likeable")
+    site.member("bob")
+    site.catch_up()
+    client = site.client()
+    AuthActions(client).login("bob")
+    time.sleep(0.01)
+    site.app.config["REPLICA_READ_YOUR_WRITES_SECONDS"] = 60
+    with client.session_transaction() as cookie:
+        cookie.pop(WROTE_AT, None)  # forget the login's write: only the like may count
+    token = csrf_token(client, "/posts/likeable")
+    assert client.post("/posts/likeable/like", data={"csrf_token": token}).status_code == 302
+    with client.session_transaction() as cookie:
+        assert isinstance(cookie.get(WROTE_AT), float)
+    with engine_log(site.app) as log:
+        home = client.get("/")
+    assert "1 like (you)" in text_of(home)
+    assert log.primary and not log.replica
+
+
+def test_taking_a_like_back_counts_as_a_write_too(site):
+    """Taking a like back is a bare Core DELETE, with no savepoint and no flush around it."""
+    alice = site.member()
+    site.post(alice, "Likeable")
+    site.member("bob")
+    site.catch_up()
+    client = site.client()
+    AuthActions(client).login("bob")
+    token = csrf_token(client, "/posts/likeable")
+    client.post("/posts/likeable/like", data={"csrf_token": token})
+    site.catch_up()
+    with client.session_transaction() as cookie:
+        cookie.pop(WROTE_AT, None)
+    assert client.post("/posts/likeable/like", data={"csrf_token": token}).status_code == 302
+    with client.session_transaction() as cookie:
+        assert isinstance(cookie.get(WROTE_AT), float)
+    with engine_log(site.app) as log:
+        home = client.get("/")
+    assert "0 likes" in text_of(home)
+    assert log.primary and not log.replica
