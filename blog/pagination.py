@@ -13,6 +13,10 @@ the key's types is a 400 with a clear message.
 Old links with ``?page=N`` keep working: N = 1 is the first page; a later N is redirected to
 the cursor that starts that page (found by one narrow query on the key columns alone), and a
 page past the end is 404.
+
+Lists in an order no index serves (search results by relevance) keep numbered pages but are
+never counted either: :func:`uncounted_page` reads one row more than a page to know whether
+another page follows.
 """
 
 from __future__ import annotations
@@ -213,3 +217,40 @@ def _redirect_numbered_page(stmt: Select[Any], ordering: Ordering, per_page: int
     args[CURSOR_ARG] = cursor
     # 302, not 301: where page N starts moves as posts are published.
     abort(redirect(f"{request.path}?{urlencode(args)}"))
+
+
+@dataclass(frozen=True)
+class UncountedPage:
+    """A numbered page that knows whether a next page exists but not how many there are:
+    counting every match costs more than the page itself (on SQLite, a count over a
+    full-text join took 13 s at 100,000 posts where the page took 0.37 s)."""
+
+    items: list[Any]
+    page: int
+    has_next: bool
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def prev_num(self) -> int | None:
+        return self.page - 1 if self.has_prev else None
+
+    @property
+    def next_num(self) -> int | None:
+        return self.page + 1 if self.has_next else None
+
+
+def uncounted_page(stmt: Select[Any], per_page_setting: str) -> UncountedPage:
+    """The request's ``?page=`` of ``stmt`` in its own order, sized by the setting named
+    ``per_page_setting``, in one query and without a count. Text that is not a number means
+    page 1; zero, negative, absurdly large or past-the-end pages are 404."""
+    per_page: int = current_app.config[per_page_setting]
+    number = request.args.get("page", 1, type=int)
+    if not 1 <= number <= MAX_PAGE:
+        abort(404)
+    rows = _rows(stmt.offset((number - 1) * per_page).limit(per_page + 1))
+    if not rows and number > 1:
+        abort(404)
+    return UncountedPage(rows[:per_page], number, has_next=len(rows) > per_page)

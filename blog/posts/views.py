@@ -345,7 +345,7 @@ def search() -> str:
     if sort not in services.SEARCH_ORDERS:
         sort = "rank"
     parsed = parse(query)
-    page = services.paginate(services.search_posts(query, sort)) if query else None
+    page = services.search_page(query, sort) if query else None
     excerpts = {}
     if page is not None and parsed is not None:
         readable = [post.id for post in page.items
