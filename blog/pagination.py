@@ -34,6 +34,7 @@ from flask import abort, current_app, redirect, request
 from sqlalchemy import ColumnElement, Select, and_, literal, or_, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
+from blog.database import utcnow
 from blog.database_session import MAX_PAGE
 from blog.errors import ExplainedBadRequest
 from blog.extensions import db
@@ -66,12 +67,21 @@ class Key:
 
 @dataclass(frozen=True)
 class Ordering:
-    """A list's sort order as keys; the last key must make it total (an id)."""
+    """A list's sort order as keys; the last key must make it total (an id).
+
+    ``until``: for a list newest first whose statement stops at the present time (posts
+    scheduled for later are not listed yet) with ``first key <= bindparam(until)``, the name of
+    that parameter. A page going older then lowers it to the cursor's time: SQLite seeks an
+    index from the first bound it finds on a column, which would otherwise be "now", and read
+    every newer row before reaching the cursor (3 times page 1's cost at 100,000 posts).
+    """
 
     keys: tuple[Key, ...]
+    until: str | None
 
-    def __init__(self, *keys: Key) -> None:
+    def __init__(self, *keys: Key, until: str | None = None) -> None:
         object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "until", until)
 
     def clauses(self, reverse: bool = False) -> list[ColumnElement[Any]]:
         """ORDER BY clauses, or their mirror image (to read the rows before a cursor)."""
@@ -176,6 +186,10 @@ def keyset_page(stmt: Select[Any], ordering: Ordering, per_page_setting: str) ->
         return _page(ordering, rows, per_page, came_from=None)
     direction, values = ordering.decode(cursor)
     backwards = direction == NEWER
+    if ordering.until is not None and not backwards:
+        # Rows before the cursor are no later than its time, so "no later than now" and "no
+        # later than min(now, cursor)" select the same rows; only the second seeks to the cursor.
+        stmt = stmt.params({ordering.until: min(utcnow(), values[0])})
     query = stmt.where(ordering.after(values, reverse=backwards))
     rows = _rows(query.order_by(*ordering.clauses(reverse=backwards)).limit(per_page + 1))
     if backwards:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -128,12 +129,18 @@ def is_scheduled(post: Post, now: datetime | None = None) -> bool:
     return post.published and post.published_at is not None and post.published_at > (now or utcnow())
 
 
+#: The bound parameter of a list's "published no later than now".
+_LISTED_UNTIL = "listed_until"
+
+
 def _listed(public_only: bool) -> ColumnElement[bool]:
     """Which posts a list shows. Everyone: the published ones whose time has come (decided
     as the query runs). The viewer's own scheduled posts too, and all scheduled posts for an
     editor or admin (the templates mark them). Drafts are never listed but on the author's
     own profile (:func:`posts_by`)."""
-    public = and_(Post.published.is_(True), Post.published_at <= utcnow())
+    # Named, so that a keyset page can lower it to its cursor's time (NEWEST's ``until``).
+    due = Post.published_at <= bindparam(_LISTED_UNTIL, utcnow(), type_=Post.published_at.type)
+    public = and_(Post.published.is_(True), due)
     viewer = None if public_only else _viewer()
     if viewer is None:
         return public
@@ -142,11 +149,11 @@ def _listed(public_only: bool) -> ColumnElement[bool]:
     # The same set as "public, or published and mine", written with `published` outside the
     # OR: SQLite then walks the (published, published_at, id) index in order and stops after
     # one page, where the other form read and sorted every post (1.6 s at 100,000 posts).
-    return and_(Post.published.is_(True), or_(Post.published_at <= utcnow(), Post.author_id == viewer.id))
+    return and_(Post.published.is_(True), or_(due, Post.author_id == viewer.id))
 
 
 #: Every public list of posts: newest first (ix_posts_published_published_at_id serves it).
-NEWEST = Ordering(Key(Post.published_at), Key(Post.id))
+NEWEST = Ordering(Key(Post.published_at), Key(Post.id), until=_LISTED_UNTIL)
 #: An author's own profile: drafts first (newest written first), then the rest newest first.
 #: A draft has no publication time yet, so it sorts by when it was written.
 _OWN_POSTS = Ordering(
