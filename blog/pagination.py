@@ -222,11 +222,12 @@ def _redirect_numbered_page(stmt: Select[Any], ordering: Ordering, per_page: int
     if not 1 <= number <= MAX_PAGE:
         abort(404)
     keys = stmt.with_only_columns(*(key.expression for key in ordering.keys), maintain_column_froms=True)
-    row = db.session.execute(
-        keys.order_by(*ordering.clauses()).offset((number - 1) * per_page - 1).limit(1)).first()
-    if row is None:
+    # The last row of page N - 1 (the cursor) and the first of page N (that there is one).
+    rows = db.session.execute(
+        keys.order_by(*ordering.clauses()).offset((number - 1) * per_page - 1).limit(2)).all()
+    if len(rows) < 2:
         abort(404)
-    cursor = ordering.encode_values(OLDER, tuple(row))
+    cursor = ordering.encode_values(OLDER, tuple(rows[0]))
     args = {name: value for name, value in request.args.items(multi=True) if name != "page"}
     args[CURSOR_ARG] = cursor
     # 302, not 301: where page N starts moves as posts are published.

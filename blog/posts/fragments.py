@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, g, request
+from flask import abort, current_app, g, redirect, request
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
+from werkzeug.exceptions import HTTPException
 
 from blog.accounts.models import User
 from blog.database import utcnow
@@ -50,11 +51,23 @@ _TABLES = frozenset({"posts", "comments", "tags", "post_tags", "likes", "users"}
 @dataclass(frozen=True)
 class Fragment:
     """A rendered list, when it was rendered, and until when it may be shown (the next
-    scheduled post's time; None: until the blog changes)."""
+    scheduled post's time; None: until the blog changes). A request that ended without a list
+    (an old ``?page=N`` link: a redirect to its cursor, or 404 past the end) is kept too, as
+    its ``status`` and ``location``, so asking again costs no query either."""
 
     html: str
     rendered_at: datetime
     valid_until: datetime | None
+    status: int = 200
+    location: str | None = None
+
+    def replay(self) -> Markup:
+        """The list, or the redirect or 404 it ended in (raised, as the render did)."""
+        if self.status == 404:
+            abort(404)
+        if self.location is not None:
+            abort(redirect(self.location, self.status))
+        return Markup(self.html)
 
 
 def visitor_list(render: Callable[[], str]) -> Markup:
@@ -68,7 +81,14 @@ def visitor_list(render: Callable[[], str]) -> Markup:
     fragment = _get(key) if key else None
     now = utcnow()
     if fragment is None or (fragment.valid_until is not None and fragment.valid_until <= now):
-        html = render()
+        try:
+            html, status, location = render(), 200, None
+        except HTTPException as ended:
+            if key is None or not _replayable(ended):
+                raise
+            html, status, location = "", 404, None
+            if ended.response is not None:  # abort(redirect(...))
+                status, location = ended.response.status_code, ended.response.location
         due = db.session.scalar(select(func.min(Post.published_at)).where(
             Post.published.is_(True), Post.published_at > now))
         if read_from_replica():
@@ -76,11 +96,21 @@ def visitor_list(render: Callable[[], str]) -> Markup:
             # it no longer than the replica is trusted to catch up, not until the next write.
             caught_up = now + timedelta(seconds=current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"])
             due = caught_up if due is None else min(due, caught_up)
-        fragment = Fragment(html, now.replace(microsecond=0), due)
+        fragment = Fragment(html, now.replace(microsecond=0), due, status, location)
         if key:
             _set(key, fragment)
-    g.content_rendered_at = fragment.rendered_at
-    return Markup(fragment.html)
+    if fragment.status == 200:
+        g.content_rendered_at = fragment.rendered_at
+    return fragment.replay()
+
+
+def _replayable(ended: HTTPException) -> bool:
+    """A 404, or a redirect within the site (an old numbered link's cursor)."""
+    if ended.code == 404:
+        return True
+    response = ended.response
+    return (response is not None and response.status_code in (301, 302)
+            and bool(response.location) and response.location.startswith("/"))
 
 
 def _arguments() -> str:

@@ -111,3 +111,30 @@ def test_the_cache_down_is_passed_by(app, client, blog, monkeypatch):
             monkeypatch.setattr(cache, name, broken)
     response = client.get("/")
     assert response.status_code == 200 and "First words" in text_of(response)
+
+
+def test_old_numbered_links_are_answered_from_the_cache_too(client, app, blog, make_post):
+    """``?page=N`` redirects to its cursor, or is 404 past the end; a visitor asking again is
+    answered without SQL, and a new post (which moves where pages start) is seen at once."""
+    from blog.database import count_statements
+    from tests.conftest import warm_site_cache
+
+    app.config["POSTS_PER_PAGE"] = 1
+    make_post(blog["alice"], "Second words")
+
+    def ask(path: str) -> tuple[int, str | None, int]:
+        warm_site_cache(app)
+        with count_statements() as counted:
+            response = client.get(path)
+        return response.status_code, response.headers.get("Location"), counted.count
+
+    status, location, first = ask("/?page=2")
+    assert status == 302 and location and "cursor=" in location and first > 0
+    assert ask("/?page=2") == (302, location, 0)
+    assert ask("/?page=3")[0] == 404
+    assert ask("/?page=3") == (404, None, 0)
+
+    make_post(blog["bob"], "Third words")
+    status, _, counted = ask("/?page=3")
+    assert status == 302 and counted > 0
+    assert ask("/?page=2")[1] != location  # page 2 now starts a post later
