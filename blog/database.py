@@ -25,10 +25,12 @@ from decimal import Decimal
 from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, MetaData, Table, event
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, MetaData, Table, Text, event
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm import registry as Registry
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger("inkwell.sql")
@@ -159,6 +161,26 @@ def affected_rows(result: Result[Any]) -> int:
 
 
 # --- LIKE patterns ------------------------------------------------------------------------
+
+
+class joined_text(FunctionElement[str]):
+    """``joined_text(column, separator)``: an aggregate of a column's values as one string, in
+    no particular order: ``group_concat`` on SQLite, ``string_agg`` on PostgreSQL (SQLite
+    before 3.44 knows no ``string_agg``)."""
+
+    type = Text()
+    inherit_cache = True
+    name = "joined_text"
+
+
+@compiles(joined_text)
+def _group_concat(element: joined_text, compiler: Any, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(joined_text, "postgresql")
+def _string_agg(element: joined_text, compiler: Any, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)})"
 
 
 def escape_like(text: str) -> str:

@@ -172,26 +172,34 @@ class KeysetPage:
         return self.older is not None
 
 
-def keyset_page(stmt: Select[Any], ordering: Ordering, per_page_setting: str) -> KeysetPage:
+#: How a page's statement becomes its items: ``fetch(statement, parameters)``.
+Fetch = Callable[[Select[Any], dict[str, Any]], list[Any]]
+
+
+def keyset_page(stmt: Select[Any], ordering: Ordering, per_page_setting: str,
+                fetch: Fetch | None = None) -> KeysetPage:
     """The page of ``stmt`` (sorted by ``ordering``, whatever order it had) that the request's
     ``cursor`` points at, sized by the setting named ``per_page_setting``. Two kinds of old
     link are answered without a page: ``?page=N`` past the first is redirected to its cursor,
-    and past the end it is 404 (both end the request)."""
+    and past the end it is 404 (both end the request). ``fetch`` runs the page's statement
+    (default: the mapped objects it selects)."""
+    fetch = fetch or _rows
     per_page: int = current_app.config[per_page_setting]
     cursor = request.args.get(CURSOR_ARG)
     stmt = stmt.order_by(None)
     if not cursor:
         _redirect_numbered_page(stmt, ordering, per_page)
-        rows = _rows(stmt.order_by(*ordering.clauses()).limit(per_page + 1))
+        rows = fetch(stmt.order_by(*ordering.clauses()).limit(per_page + 1), {})
         return _page(ordering, rows, per_page, came_from=None)
     direction, values = ordering.decode(cursor)
     backwards = direction == NEWER
+    params: dict[str, Any] = {}
     if ordering.until is not None and not backwards:
         # Rows before the cursor are no later than its time, so "no later than now" and "no
         # later than min(now, cursor)" select the same rows; only the second seeks to the cursor.
-        stmt = stmt.params({ordering.until: min(utcnow(), values[0])})
+        params[ordering.until] = min(utcnow(), values[0])
     query = stmt.where(ordering.after(values, reverse=backwards))
-    rows = _rows(query.order_by(*ordering.clauses(reverse=backwards)).limit(per_page + 1))
+    rows = fetch(query.order_by(*ordering.clauses(reverse=backwards)).limit(per_page + 1), params)
     if backwards:
         more_newer = len(rows) > per_page
         rows = rows[:per_page][::-1]
@@ -201,8 +209,8 @@ def keyset_page(stmt: Select[Any], ordering: Ordering, per_page_setting: str) ->
     return _page(ordering, rows, per_page, came_from=OLDER)
 
 
-def _rows(stmt: Select[Any]) -> list[Any]:
-    return list(db.session.scalars(stmt).unique())
+def _rows(stmt: Select[Any], params: dict[str, Any]) -> list[Any]:
+    return list(db.session.scalars(stmt, params).unique())
 
 
 def _page(ordering: Ordering, rows: list[Any], per_page: int, came_from: str | None) -> KeysetPage:
@@ -257,15 +265,17 @@ class UncountedPage:
         return self.page + 1 if self.has_next else None
 
 
-def uncounted_page(stmt: Select[Any], per_page_setting: str) -> UncountedPage:
+def uncounted_page(stmt: Select[Any], per_page_setting: str, fetch: Fetch | None = None) -> UncountedPage:
     """The request's ``?page=`` of ``stmt`` in its own order, sized by the setting named
-    ``per_page_setting``, in one query and without a count. Text that is not a number means
-    page 1; zero, negative, absurdly large or past-the-end pages are 404."""
+    ``per_page_setting``, in one query and without a count (``fetch``: as for
+    :func:`keyset_page`). Text that is not a number means page 1; zero, negative, absurdly
+    large or past-the-end pages are 404."""
+    fetch = fetch or _rows
     per_page: int = current_app.config[per_page_setting]
     number = request.args.get("page", 1, type=int)
     if not 1 <= number <= MAX_PAGE:
         abort(404)
-    rows = _rows(stmt.offset((number - 1) * per_page).limit(per_page + 1))
+    rows = fetch(stmt.offset((number - 1) * per_page).limit(per_page + 1), {})
     if not rows and number > 1:
         abort(404)
     return UncountedPage(rows[:per_page], number, has_next=len(rows) > per_page)

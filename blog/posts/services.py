@@ -12,20 +12,18 @@ from datetime import datetime
 from typing import Any
 
 from blinker import Namespace
-from flask import current_app, has_request_context
+from flask import current_app
 from flask_login import current_user
 from sqlalchemy import (
     ColumnElement,
     Select,
     Table,
     and_,
-    bindparam,
     delete,
     exists,
     false,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -41,10 +39,12 @@ from blog.extensions import db
 from blog.images import delete_image
 from blog.mail.outbox import queue_email
 from blog.pagination import Key, KeysetPage, Ordering, UncountedPage, keyset_page, uncounted_page
+from blog.posts import listing
+from blog.posts.listing import ListedPost
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.rendering import excerpt_of, render_markdown
 from blog.search import SearchQuery, parse, post_search
-from blog.security import can_edit_any_post, can_edit_post
+from blog.security import can_edit_post
 from blog.text import slugify, xml_safe
 
 
@@ -85,7 +85,7 @@ def parse_tags(text: str) -> list[str]:
 
 
 def _viewer_id() -> int | None:
-    viewer = _viewer()
+    viewer = listing.viewer()
     return viewer.id if viewer is not None else None
 
 
@@ -111,49 +111,24 @@ def _with_counts(stmt: Select[Any], viewer_id: int | None) -> Select[Any]:
     )
 
 
-def _viewer() -> Any:
-    """The logged-in member, or None (no request: a command, a job)."""
-    if has_request_context() and current_user.is_authenticated:
-        return current_user
-    return None
-
-
-def is_public(post: Post, now: datetime | None = None) -> bool:
+def is_public(post: Post | ListedPost, now: datetime | None = None) -> bool:
     """Whether everyone may see ``post``: published, and its time has come."""
     return (post.published and post.published_at is not None
             and post.published_at <= (now or utcnow()))
 
 
-def is_scheduled(post: Post, now: datetime | None = None) -> bool:
+def is_scheduled(post: Post | ListedPost, now: datetime | None = None) -> bool:
     """Published, but for a time still to come."""
     return post.published and post.published_at is not None and post.published_at > (now or utcnow())
 
 
-#: The bound parameter of a list's "published no later than now".
-_LISTED_UNTIL = "listed_until"
-
-
 def _listed(public_only: bool) -> ColumnElement[bool]:
-    """Which posts a list shows. Everyone: the published ones whose time has come (decided
-    as the query runs). The viewer's own scheduled posts too, and all scheduled posts for an
-    editor or admin (the templates mark them). Drafts are never listed but on the author's
-    own profile (:func:`posts_by`)."""
-    # Named, so that a keyset page can lower it to its cursor's time (NEWEST's ``until``).
-    due = Post.published_at <= bindparam(_LISTED_UNTIL, utcnow(), type_=Post.published_at.type)
-    public = and_(Post.published.is_(True), due)
-    viewer = None if public_only else _viewer()
-    if viewer is None:
-        return public
-    if can_edit_any_post(viewer):
-        return Post.published.is_(True)
-    # The same set as "public, or published and mine", written with `published` outside the
-    # OR: SQLite then walks the (published, published_at, id) index in order and stops after
-    # one page, where the other form read and sorted every post (1.6 s at 100,000 posts).
-    return and_(Post.published.is_(True), or_(due, Post.author_id == viewer.id))
+    """Which posts a list shows the current viewer (:func:`blog.posts.listing.visible`)."""
+    return listing.visible(listing.viewer_kind(public_only))
 
 
 #: Every public list of posts: newest first (ix_posts_published_published_at_id serves it).
-NEWEST = Ordering(Key(Post.published_at), Key(Post.id), until=_LISTED_UNTIL)
+NEWEST = Ordering(Key(Post.published_at), Key(Post.id), until=listing.LISTED_UNTIL)
 #: An author's own profile: drafts first (newest written first), then the rest newest first.
 #: A draft has no publication time yet, so it sorts by when it was written.
 _OWN_POSTS = Ordering(
@@ -165,34 +140,41 @@ _OWN_POSTS = Ordering(
 
 
 def published_posts(*, public_only: bool = False) -> Select[Any]:
-    """Published posts, newest first, with what a list item shows; ``public_only`` for what
-    leaves the site (feeds, the sitemap): never a scheduled post, whoever asks."""
+    """Published posts as mapped objects, newest first, with their author, tags and counts;
+    ``public_only`` for what leaves the site (feeds, the sitemap): never a scheduled post,
+    whoever asks. Pages list :func:`listed_posts` instead."""
     stmt = select(Post).where(_listed(public_only)).order_by(*NEWEST.clauses())
     return _with_counts(stmt, _viewer_id())
 
 
+def listed_posts() -> Select[Any]:
+    """The posts a list shows the current viewer, as the columns of a list item
+    (:mod:`blog.posts.listing`; run it with :func:`newest_page`)."""
+    return listing.list_select(listing.viewer_kind())
+
+
 def newest_page(stmt: Select[Any]) -> KeysetPage:
-    """The requested keyset page of a list of posts, newest first (:mod:`blog.pagination`)."""
-    return keyset_page(stmt, NEWEST, "POSTS_PER_PAGE")
+    """The requested keyset page of a list of posts, newest first (:mod:`blog.pagination`),
+    as :class:`~blog.posts.listing.ListedPost` items."""
+    return keyset_page(stmt, NEWEST, "POSTS_PER_PAGE", listing.fetch)
 
 
-def posts_tagged(tag: Tag, *, public_only: bool = False) -> Select[Any]:
-    return published_posts(public_only=public_only).where(Post.tags.any(Tag.id == tag.id))
+def posts_tagged(tag: Tag) -> Select[Any]:
+    return listed_posts().where(Post.tags.any(Tag.id == tag.id))
 
 
 def posts_by(author: User) -> Select[Any]:
     """An author's posts, newest first; the author, editors and admins also see the drafts
     (first) and the scheduled ones."""
     if _sees_drafts_of(author):
-        stmt = select(Post).where(Post.author_id == author.id).order_by(*_OWN_POSTS.clauses())
-        return _with_counts(stmt, current_user.id)
-    return published_posts().where(Post.author_id == author.id)
+        return listing.list_select(with_viewer=True).where(Post.author_id == author.id)
+    return listed_posts().where(Post.author_id == author.id)
 
 
 def profile_page(author: User) -> KeysetPage:
     """The requested keyset page of :func:`posts_by`."""
     ordering = _OWN_POSTS if _sees_drafts_of(author) else NEWEST
-    return keyset_page(posts_by(author), ordering, "POSTS_PER_PAGE")
+    return keyset_page(posts_by(author), ordering, "POSTS_PER_PAGE", listing.fetch)
 
 
 def _sees_drafts_of(author: User) -> bool:
@@ -203,7 +185,7 @@ def _sees_drafts_of(author: User) -> bool:
 def feed_for(user: User) -> Select[Any]:
     """Published posts by the members ``user`` follows."""
     followed = select(follows.c.followed_id).where(follows.c.follower_id == user.id)
-    return published_posts().where(Post.author_id.in_(followed))
+    return listed_posts().where(Post.author_id.in_(followed))
 
 
 #: The orders search results come in: best match first, or newest first.
@@ -213,11 +195,12 @@ SEARCH_ORDERS = ("rank", "date")
 def search_posts(query: str | SearchQuery, order: str = "rank") -> Select[Any]:
     """Published posts matching the full-text ``query`` (:mod:`blog.search`: words in any
     order, stemming, "phrases", -exclusions, ``or``), with the visibility rules of every
-    list. ``order="rank"``: best match first (a title match above a body match), ties newest
-    first; ``"date"``: newest first. ``query`` is the reader's text or already parsed; text
-    with nothing to search for matches no post."""
+    list, as list items' columns (:func:`listed_posts`). ``order="rank"``: best match first
+    (a title match above a body match), ties newest first; ``"date"``: newest first.
+    ``query`` is the reader's text or already parsed; text with nothing to search for
+    matches no post."""
     parsed = parse(query) if isinstance(query, str) else query
-    stmt = published_posts()
+    stmt = listed_posts().order_by(*NEWEST.clauses())
     if parsed is None:
         return stmt.where(false())
     matches = post_search(parsed)
@@ -236,7 +219,7 @@ def search_page(query: str | SearchQuery, order: str = "rank") -> KeysetPage | U
     stmt = search_posts(query, order)
     if order == "date":
         return newest_page(stmt)
-    return uncounted_page(stmt, "POSTS_PER_PAGE")
+    return uncounted_page(stmt, "POSTS_PER_PAGE", listing.fetch)
 
 
 def get_tag(name: str) -> Tag | None:

@@ -98,7 +98,7 @@ def _post_list(stmt: Callable[[], Select[Any]], empty: str) -> Markup:
 @bp.route("/")
 @reads_from_replica
 def index() -> str:
-    posts = _post_list(services.published_posts, "Nothing has been published yet.")
+    posts = _post_list(services.listed_posts, "Nothing has been published yet.")
     return render_template("blog/index.html", posts=posts)
 
 

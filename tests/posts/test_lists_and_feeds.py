@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from blog.accounts.models import User
 from blog.extensions import db
-from blog.posts import services
+from blog.posts import listing, services
 from blog.posts.models import Post
 from tests.conftest import AuthActions, page_statements, text_of
 from tests.posts.conftest import count
@@ -189,12 +189,12 @@ def test_post_page_runs_a_fixed_number_of_statements(client, app, make_user, mak
 
 def test_list_page_statement_budget(client, busy_blog):
     busy_blog(3)
-    # A visitor's first look: items (author joined, counts as subqueries), tags, and when the
-    # next scheduled post is due (how long the rendered list may be kept); no count of the
-    # whole table. The next visitor is served the rendered list: no statement at all.
-    assert page_statements(client, "/").count == 3
+    # A visitor's first look: items (author joined, counts and tag names as subqueries) and
+    # when the next scheduled post is due (how long the rendered list may be kept); no count
+    # of the whole table. The next visitor is served the rendered list: no statement at all.
+    assert page_statements(client, "/").count == 2
     assert page_statements(client, "/").count == 0
-    assert page_statements(client, "/tags/common").count == 4  # plus the tag
+    assert page_statements(client, "/tags/common").count == 3  # plus the tag
     assert page_statements(client, "/tags/common").count == 1
 
 
@@ -205,3 +205,23 @@ def test_public_pages_set_no_cookie_for_anonymous_visitors(client, cast):
     for path in ("/posts/public", "/users/alice", "/tags/none", "/search?q=x", "/feed.atom"):
         response = client.get(path)
         assert "Set-Cookie" not in response.headers, path
+
+
+def test_a_list_shows_each_posts_tags_by_name_from_its_own_statement(client, app, make_user, make_post):
+    """The tag names come in the page's statement (one joined column), split and sorted by
+    name: spaces, accents and punctuation inside a name survive, and a post with no tags
+    shows none."""
+    alice = make_user("alice")
+    make_post(alice, "Tagged", tags="zebra crossing, Été, c++, apple")
+    make_post(alice, "Bare")
+    page = client.get("/").get_data(as_text=True)
+    assert page.index(">Bare<") < page.index(">Tagged<")  # newest first
+    tagged = page[page.index(">Tagged<"):]
+    shown = [name for name in ("#apple", "#c++", "#zebra crossing", "#été") if name in tagged]
+    assert shown == ["#apple", "#c++", "#zebra crossing", "#été"]
+    assert [tagged.index(name) for name in shown] == sorted(tagged.index(name) for name in shown)
+    assert 'href="/tags/zebra%20crossing"' in tagged and 'href="/tags/%C3%A9t%C3%A9"' in tagged
+    with app.test_request_context("/"):
+        posts = {post.title: post for post in listing.fetch(services.listed_posts())}
+    assert [tag.name for tag in posts["Tagged"].tags] == ["apple", "c++", "zebra crossing", "été"]
+    assert posts["Bare"].tags == []
