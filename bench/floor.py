@@ -55,6 +55,8 @@ WRITER_ROLES = frozenset({"author", "editor", "admin"})
 EDITOR_ROLES = frozenset({"editor", "admin"})
 #: Query arguments kept in a canonical link (blog.urls.CANONICAL_ARGS).
 CANONICAL_ARGS = ("page", "q", "category", "sort", "status")
+#: Between the tag names of a post in one column (blog.posts.listing).
+TAG_SEPARATOR = "\x1f"
 #: How SQLAlchemy stores a UTC time in SQLite (naive, always with microseconds).
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -232,7 +234,8 @@ class Floor:
                           for slug, title in spec.site["footer_pages"]])
         self.env = Environment(loader=FileSystemLoader(spec.templates), autoescape=True, auto_reload=False)
         self.env.filters["site_time"] = self._site_time
-        self.env.globals.update(url_for=self._url_for, stored_image=_stored_image, site=self.site)
+        self.env.globals.update(url_for=self._url_for, path_to=self._url_for, stored_image=_stored_image,
+                                site=self.site)
         self.index = self.env.get_template("blog/index.html")
         # The app renders the list on its own (blog/_post_list.html, so a visitor's copy can be
         # cached whole) and puts it into index.html; older versions rendered both at once.
@@ -315,8 +318,7 @@ class Floor:
         if viewer is not None:
             # Flask-WTF's token: the session's secret, signed and timestamped for this page.
             token = self.csrf_tokens.dumps(session.get("csrf_token", ""))
-            context["logout_form"] = SimpleNamespace(csrf_token=Markup(
-                f'<input id="csrf_token" name="csrf_token" type="hidden" value="{token}">'))
+            self.env.globals["csrf_token"] = lambda: token
         page = Page(items, newer, older)
         if self.post_list is None:
             return self.index.render(page=page, **context)
@@ -347,10 +349,12 @@ class OwnFloor(Floor):
     ``spec.own`` holds them as the app sent them to the driver: ``statements``, each
     ``{"sql": ..., "params": [...] or {...}}``, where a parameter is ``{"value": v}``, or
     ``{"now": true}`` (the moment of the request, as Inkwell binds it), or ``{"id": k}`` (the
-    id of the k-th row of the page's statement, for the statement that loads the tags);
-    ``page`` and ``tags`` are the indexes of those two statements; ``columns`` names the
-    page statement's column for each attribute a list item shows. Any other statement (one
-    whose result the page does not show) is run too, and its rows read and dropped.
+    id of the k-th row of the page's statement, for a statement that loads the tags);
+    ``page`` and ``tags`` are the indexes of those two statements (``tags`` None: the page's
+    statement has a column of each post's tag names, ``columns["tag_names"]``, joined by
+    ``TAG_SEPARATOR`` in no order); ``columns`` names the page statement's column for each
+    attribute a list item shows. Any other statement (one whose result the page does not
+    show) is run too, and its rows read and dropped.
     """
 
     def __init__(self, spec: Spec) -> None:
@@ -359,6 +363,7 @@ class OwnFloor(Floor):
             raise ValueError("the spec has no captured statements")
         self.own = spec.own
         self.columns: dict[str, str] = self.own["columns"]
+        self.tag_names: list[str | None] = []
 
     def _params(self, template: Any, now: Any, ids: list[int]) -> Any:
         def one(parameter: dict[str, Any]) -> Any:
@@ -390,6 +395,9 @@ class OwnFloor(Floor):
                 post_id, name = names.index("post_id"), names.index("name")
                 tags = [(row[post_id], row[name]) for row in rows]
         per_page = self.spec.per_page
+        if "tag_names" in self.columns:
+            tags = [(item.id, name) for item, names in zip(items, self.tag_names, strict=True)
+                    for name in sorted(names.split(TAG_SEPARATOR) if names else ())]
         by_id = {item.id: item for item in items}
         for tagged, tag in tags:  # in the app's order (by name)
             by_id[tagged].tags.append(SimpleNamespace(name=tag))
@@ -399,6 +407,8 @@ class OwnFloor(Floor):
 
     def _items(self, names: list[str], rows: list[Any]) -> list[Item]:
         at = {attribute: names.index(column) for attribute, column in self.columns.items()}
+        if "tag_names" in at:
+            self.tag_names = [row[at["tag_names"]] for row in rows]
         read_time = self.db.read_time
         liked = at.get("liked_by_viewer")
         return [Item(id=row[at["id"]], title=row[at["title"]], slug=row[at["slug"]],

@@ -137,7 +137,12 @@ class Caller:
     def __init__(self, app: Any, path: str = "/", cookie: str | None = None) -> None:
         self.app = app
         headers = [("Cookie", cookie)] if cookie else []
-        self.environ = EnvironBuilder(path=path, base_url="http://127.0.0.1/", headers=headers).get_environ()
+        # The client address and user agent of log_in's test client: the same browser as the
+        # one that logged in, so Flask-Login's session protection finds the session it made
+        # (from another address it would mark the session not fresh and rewrite the cookie
+        # on every request, which no real browser's requests cost).
+        self.environ = EnvironBuilder(path=path, base_url="http://127.0.0.1/", headers=headers,
+                                      environ_base=app.test_client().environ_base).get_environ()
         self.status = ""
         self.headers: list[tuple[str, str]] = []
 
@@ -239,9 +244,11 @@ def _is_now(value: Any, before: datetime, after: datetime) -> bool:
 def own_statements(caught: list[tuple[str, Any, datetime, datetime]], url: str) -> dict[str, Any]:
     """The ``own`` part of a floor spec (see :class:`bench.floor.OwnFloor`) from a capture."""
     page = next((i for i, (sql, *_) in enumerate(caught) if "posts.slug" in sql), None)
-    tags = next((i for i, (sql, *_) in enumerate(caught) if "post_tags" in sql and "tags.name" in sql), None)
-    if page is None or tags is None:
-        raise SystemExit("could not find the page's statement and the tags' among:\n"
+    # The tags come with the page (a column of names) or by a statement of their own.
+    tags = next((i for i, (sql, *_) in enumerate(caught)
+                 if i != page and "post_tags" in sql and "tags.name" in sql), None)
+    if page is None:
+        raise SystemExit("could not find the page's statement among:\n"
                          + "\n---\n".join(sql for sql, *_ in caught))
 
     def template(value: Any, before: datetime, after: datetime) -> dict[str, Any]:
@@ -267,11 +274,14 @@ def own_statements(caught: list[tuple[str, Any, datetime, datetime]], url: str) 
         names, rows = database.query(sql, params)
         id_at = names.index("id")
         ids = [row[id_at] for row in rows]
-        tag_params = statements[tags]["params"]
-        items = tag_params.items() if isinstance(tag_params, dict) else enumerate(tag_params)
-        for key, parameter in list(items):
-            if parameter.get("value") in ids and not isinstance(parameter.get("value"), bool):
-                tag_params[key] = {"id": ids.index(parameter["value"])}
+        if tags is not None:
+            tag_params = statements[tags]["params"]
+            items = tag_params.items() if isinstance(tag_params, dict) else enumerate(tag_params)
+            for key, parameter in list(items):
+                if parameter.get("value") in ids and not isinstance(parameter.get("value"), bool):
+                    tag_params[key] = {"id": ids.index(parameter["value"])}
+        elif "tag_names" not in names:
+            raise SystemExit(f"the page's statement has no tag names and no statement reads them: {names}")
         marks = ", ".join(["%s"] * len(ids))
         _, truth = database.query(database.sql(
             f"SELECT p.id, (SELECT count(*) FROM comments c WHERE c.post_id = p.id), "
@@ -285,16 +295,23 @@ def own_statements(caught: list[tuple[str, Any, datetime, datetime]], url: str) 
     missing = [name for name in columns if name not in names]
     if missing:
         raise SystemExit(f"the page's statement has no column {missing}: {names}")
-    # The counts come as anonymous labels (anon_1 ...): matched by their values.
+    if tags is None:
+        columns["tag_names"] = "tag_names"
+    # The counts come named, or as anonymous labels (anon_1 ...): matched by their values.
     anonymous = [name for name in names if name.startswith("anon_")]
     for attribute, which in (("comment_count", 0), ("like_count", 1)):
+        if attribute in names:
+            columns[attribute] = attribute
+            continue
         wanted = [counts[post_id][which] for post_id in ids]
         found = [name for name in anonymous if [row[names.index(name)] for row in rows] == wanted]
         if not found:
             raise SystemExit(f"no column of the page's statement holds {attribute}: {names}")
         columns[attribute] = found[0]
         anonymous.remove(found[0])
-    if len(anonymous) == 1:
+    if "liked_by_viewer" in names:
+        columns["liked_by_viewer"] = "liked_by_viewer"
+    elif len(anonymous) == 1:
         columns["liked_by_viewer"] = anonymous[0]
     return {"statements": statements, "page": page, "tags": tags, "columns": columns}
 

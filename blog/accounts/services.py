@@ -18,7 +18,7 @@ import flask_login
 from blinker import Namespace
 from flask import current_app, g
 from flask import session as browser_session
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -84,22 +84,31 @@ def get_user_by_username(username: str, *, with_roles: bool = False) -> User | N
     return db.session.scalar(stmt.options(selectinload(User.roles)) if with_roles else stmt)
 
 
+#: Every request of a logged-in member runs it: built once, its values bound as it runs.
+#: joinedload renders "LEFT JOIN (user_roles JOIN roles)", which SQLite answers by
+#: materializing every member's roles (about 0.3 ms at 1,000 authors). contains_eager over
+#: two plain outer joins would be index lookups, but it does not carry over to the reload of
+#: a member expired by a rolled-back transaction, whose roles then cannot be read.
+_LOGIN_LOOKUP = (
+    select(User)
+    .join(UserSession, UserSession.user_id == User.id)
+    .where(
+        UserSession.token_hash == bindparam("token_hash"),
+        UserSession.expires_at > bindparam("now", type_=UserSession.expires_at.type),
+        User.active.is_(True),
+    )
+    .options(joinedload(User.roles))
+)
+
+
 def load_user_for_token(token: str) -> User | None:
     """Flask-Login's user loader: the active member whose live login record ``token`` names.
 
     One statement: the login record, the member and their roles. A logged-out, expired,
     password-changed or deactivated login yields None, which makes the cookie useless.
     """
-    user = db.session.scalars(
-        select(User)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(
-            UserSession.token_hash == _token_hash(token),
-            UserSession.expires_at > utcnow(),
-            User.active.is_(True),
-        )
-        .options(joinedload(User.roles))
-    ).unique().first()
+    found = db.session.scalars(_LOGIN_LOOKUP, {"token_hash": _token_hash(token), "now": utcnow()})
+    user = found.unique().first()
     if user is not None:
         user.current_session_token = token
     return user

@@ -43,18 +43,6 @@ def _next_or_home() -> str:
     return safe_next_url(request.args.get("next")) or url_for("blog.index")
 
 
-@bp.app_context_processor
-def inject_logout_form() -> dict[str, object]:
-    """base.html needs a logout form (with its CSRF token) on every page.
-
-    ``formdata=None``: the form never reads the request body, which an error page (413 for
-    an oversized upload) must not touch. Anonymous visitors get none.
-    """
-    if not current_user.is_authenticated:
-        return {}  # no form, no CSRF token, so anonymous pages set no session cookie
-    return {"logout_form": ButtonForm(formdata=None)}
-
-
 @bp.route("/auth/register", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], methods=["POST"])
 def register() -> Response | str:
