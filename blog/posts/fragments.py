@@ -132,10 +132,16 @@ def _version() -> str | None:
     try:
         version = cache.get(_VERSION_KEY)
         if not isinstance(version, str):
-            version = secrets.token_hex(8)
+            fresh = secrets.token_hex(8)
             # add, not set: two hosts missing at once agree on the first one's version.
-            if not cache.add(_VERSION_KEY, version):
-                version = cache.get(_VERSION_KEY)
+            if cache.add(_VERSION_KEY, fresh):
+                return fresh
+            version = cache.get(_VERSION_KEY)
+            if not isinstance(version, str):
+                # The file cache's add refuses while an expired entry's file is still there,
+                # so once the version outlived CACHE_DEFAULT_TIMEOUT no list was ever cached
+                # again until the next write. Nobody else holds a version: take this one.
+                version = fresh if cache.set(_VERSION_KEY, fresh) else None
         return version if isinstance(version, str) else None
     except Exception:
         log.warning("the cache cannot be read; rendering the list from the database", exc_info=True)
