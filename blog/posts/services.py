@@ -1,8 +1,8 @@
 """Blog use cases: writing, reading lists, comments, likes and follows.
 
-List queries load everything their templates show in a fixed number of statements: the
-author by join, tags by one ``selectin`` query per page, and comment/like counts as scalar
-subqueries in the same SELECT (``with_expression``).
+List pages read their rows in one statement through :mod:`blog.posts.listing`. A single
+post (its page, the feeds) is a mapped object with its author by join, tags by one
+``selectin`` query, and comment/like counts as scalar subqueries (``with_expression``).
 """
 
 from __future__ import annotations
