@@ -128,3 +128,10 @@ def register(app: Flask) -> None:
     app.add_template_global(site_url)
     app.add_template_global(canonical_url)
     app.add_template_global(path_to)
+    # Requests can share an app context (a test's, a CLI command's): path_to's parts are
+    # the request's own (its SCRIPT_NAME), so each request starts without them.
+    app.before_request(_forget_path_parts)
+
+
+def _forget_path_parts() -> None:
+    g.pop("_path_parts", None)

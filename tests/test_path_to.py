@@ -47,3 +47,15 @@ def test_the_fixed_parts_are_built_once_per_request(app: Flask, monkeypatch: pyt
         for number in range(50):
             path_to("blog.post", slug=f"post-{number}")
     assert len(calls) == 2  # the placeholder, and the check of its quoting
+
+
+def test_each_request_builds_its_own_parts_in_a_shared_app_context(app: Flask) -> None:
+    """Requests in one app context (as in a test or a command) behind different prefixes
+    each get their own links."""
+    with app.app_context():
+        with app.test_request_context("/", base_url="http://localhost/one/"):
+            app.preprocess_request()
+            assert path_to("blog.tag", name="x") == "/one/tags/x"
+        with app.test_request_context("/", base_url="http://localhost/two/"):
+            app.preprocess_request()
+            assert path_to("blog.tag", name="x") == "/two/tags/x"

@@ -149,7 +149,7 @@ def visible(kind: str) -> ColumnElement[bool]:
 
 
 @functools.cache
-def _listing(kind: str, with_viewer: bool) -> Select[Any]:
+def _listing(with_viewer: bool) -> Select[Any]:
     return select(*_columns(with_viewer))
 
 
@@ -160,13 +160,13 @@ def list_select(kind: str | None = None, *, with_viewer: bool | None = None) -> 
     if with_viewer is None:
         with_viewer = viewer() is not None
     if kind is None:
-        return _listing("all", with_viewer)
+        return _listing(with_viewer)
     return _filtered(kind, with_viewer)
 
 
 @functools.cache
 def _filtered(kind: str, with_viewer: bool) -> Select[Any]:
-    return _listing("all", with_viewer).where(visible(kind))
+    return _listing(with_viewer).where(visible(kind))
 
 
 def _tags(joined: str | None) -> list[TagName]:
