@@ -363,7 +363,6 @@ class OwnFloor(Floor):
             raise ValueError("the spec has no captured statements")
         self.own = spec.own
         self.columns: dict[str, str] = self.own["columns"]
-        self.tag_names: list[str | None] = []
 
     def _params(self, template: Any, now: Any, ids: list[int]) -> Any:
         def one(parameter: dict[str, Any]) -> Any:
@@ -395,9 +394,6 @@ class OwnFloor(Floor):
                 post_id, name = names.index("post_id"), names.index("name")
                 tags = [(row[post_id], row[name]) for row in rows]
         per_page = self.spec.per_page
-        if "tag_names" in self.columns:
-            tags = [(item.id, name) for item, names in zip(items, self.tag_names, strict=True)
-                    for name in sorted(names.split(TAG_SEPARATOR) if names else ())]
         by_id = {item.id: item for item in items}
         for tagged, tag in tags:  # in the app's order (by name)
             by_id[tagged].tags.append(SimpleNamespace(name=tag))
@@ -407,16 +403,20 @@ class OwnFloor(Floor):
 
     def _items(self, names: list[str], rows: list[Any]) -> list[Item]:
         at = {attribute: names.index(column) for attribute, column in self.columns.items()}
-        if "tag_names" in at:
-            self.tag_names = [row[at["tag_names"]] for row in rows]
         read_time = self.db.read_time
         liked = at.get("liked_by_viewer")
+        joined = at.get("tag_names")  # else a statement of their own brings the tags
+
+        def tags_of(row: Any) -> list[Any]:
+            names = (row[joined] if joined is not None else None) or ""
+            return [SimpleNamespace(name=name) for name in sorted(names.split(TAG_SEPARATOR)) if name]
+
         return [Item(id=row[at["id"]], title=row[at["title"]], slug=row[at["slug"]],
                      excerpt=row[at["excerpt"]], published=row[at["published"]],
                      published_at=read_time(row[at["published_at"]]), members_only=row[at["members_only"]],
                      cover=row[at["cover"]], author=SimpleNamespace(username=row[at["username"]]),
                      comment_count=row[at["comment_count"]], like_count=row[at["like_count"]],
-                     liked_by_viewer=bool(row[liked]) if liked is not None else False, tags=[])
+                     liked_by_viewer=bool(row[liked]) if liked is not None else False, tags=tags_of(row))
                 for row in rows]
 
 

@@ -81,20 +81,24 @@ def viewer() -> Any:
     return None
 
 
-def _viewer_id() -> int | None:
+def viewer_id() -> int | None:
+    """The logged-in member's id, or None."""
     member = viewer()
     return member.id if member is not None else None
 
 
-def _now() -> datetime:
-    return utcnow()
+#: A post's comments and likes, counted in the SELECT that reads the post (lists, and the
+#: mapped posts of blog.posts.services through with_expression).
+COMMENT_COUNT = (
+    select(func.count(Comment.id)).where(Comment.post_id == Post.id).correlate(Post).scalar_subquery()
+)
+LIKE_COUNT = (
+    select(func.count()).select_from(likes).where(likes.c.post_id == Post.id)
+    .correlate(Post).scalar_subquery()
+)
 
 
 def _columns(with_viewer: bool) -> list[Any]:
-    comments = (select(func.count(Comment.id)).where(Comment.post_id == Post.id)
-                .correlate(Post).scalar_subquery())
-    liked_by = (select(func.count()).select_from(likes).where(likes.c.post_id == Post.id)
-                .correlate(Post).scalar_subquery())
     tag_names = (select(joined_text(Tag.name, literal(_TAG_SEPARATOR)))
                  .select_from(post_tags.join(Tag, Tag.id == post_tags.c.tag_id))
                  .where(post_tags.c.post_id == Post.id).correlate(Post).scalar_subquery())
@@ -106,17 +110,18 @@ def _columns(with_viewer: bool) -> list[Any]:
     liked: ColumnElement[bool] = false()
     if with_viewer:
         liked = exists().where(likes.c.post_id == Post.id,
-                               likes.c.user_id == bindparam(VIEWER_ID, callable_=_viewer_id))
+                               likes.c.user_id == bindparam(VIEWER_ID, callable_=viewer_id))
     # In ListedPost's order.
     return [Post.id, Post.title, Post.slug, Post.excerpt, Post.published, Post.published_at,
             Post.created_at, Post.members_only, Post.cover, Post.author_id, username.label("username"),
-            comments.label("comment_count"), liked_by.label("like_count"), liked.label("liked_by_viewer"),
+            COMMENT_COUNT.label("comment_count"), LIKE_COUNT.label("like_count"),
+            liked.label("liked_by_viewer"),
             tag_names.label("tag_names")]
 
 
 def due() -> ColumnElement[bool]:
     """"Published no later than now", the now bound as the statement runs."""
-    return Post.published_at <= bindparam(LISTED_UNTIL, callable_=_now, type_=Post.published_at.type)
+    return Post.published_at <= bindparam(LISTED_UNTIL, callable_=utcnow, type_=Post.published_at.type)
 
 
 #: The kinds of viewer whose lists differ: visitors (and what leaves the site), members
@@ -145,7 +150,7 @@ def visible(kind: str) -> ColumnElement[bool]:
     # OR: SQLite then walks the (published, published_at, id) index in order and stops after
     # one page, where the other form read and sorted every post (1.6 s at 100,000 posts).
     return and_(Post.published.is_(True),
-                or_(due(), Post.author_id == bindparam(VIEWER_ID, callable_=_viewer_id)))
+                or_(due(), Post.author_id == bindparam(VIEWER_ID, callable_=viewer_id)))
 
 
 @functools.cache

@@ -84,20 +84,7 @@ def parse_tags(text: str) -> list[str]:
     return names
 
 
-def _viewer_id() -> int | None:
-    viewer = listing.viewer()
-    return viewer.id if viewer is not None else None
-
-
 # --- reading ----------------------------------------------------------------------------
-
-_comment_count = (
-    select(func.count(Comment.id)).where(Comment.post_id == Post.id).correlate(Post).scalar_subquery()
-)
-_like_count = (
-    select(func.count()).select_from(likes).where(likes.c.post_id == Post.id)
-    .correlate(Post).scalar_subquery()
-)
 
 
 def _with_counts(stmt: Select[Any], viewer_id: int | None) -> Select[Any]:
@@ -105,8 +92,8 @@ def _with_counts(stmt: Select[Any], viewer_id: int | None) -> Select[Any]:
     return stmt.options(
         joinedload(Post.author),
         selectinload(Post.tags),
-        with_expression(Post.comment_count, _comment_count),
-        with_expression(Post.like_count, _like_count),
+        with_expression(Post.comment_count, listing.COMMENT_COUNT),
+        with_expression(Post.like_count, listing.LIKE_COUNT),
         with_expression(Post.liked_by_viewer, liked if viewer_id is not None else false()),
     )
 
@@ -144,7 +131,7 @@ def published_posts(*, public_only: bool = False) -> Select[Any]:
     ``public_only`` for what leaves the site (feeds, the sitemap): never a scheduled post,
     whoever asks. Pages list :func:`listed_posts` instead."""
     stmt = select(Post).where(_listed(public_only)).order_by(*NEWEST.clauses())
-    return _with_counts(stmt, _viewer_id())
+    return _with_counts(stmt, listing.viewer_id())
 
 
 def listed_posts() -> Select[Any]:
@@ -228,7 +215,7 @@ def get_tag(name: str) -> Tag | None:
 
 def get_post(slug: str) -> Post | None:
     """A post with its author, tags, comments (with their authors) and counts."""
-    stmt = _with_counts(select(Post).where(Post.slug == slug), _viewer_id()).options(
+    stmt = _with_counts(select(Post).where(Post.slug == slug), listing.viewer_id()).options(
         selectinload(Post.comments).joinedload(Comment.author)
     )
     return db.session.scalars(stmt).first()
