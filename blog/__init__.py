@@ -212,7 +212,8 @@ def register_extensions(app: Flask) -> None:
     import blog.mail.delivery
     import blog.newsletter.sending
     import blog.payments.jobs
-    import blog.payments.services  # noqa: F401
+    import blog.payments.services
+    import blog.search.maintenance  # noqa: F401
     urls.register(app)
     timezone.register(app)
     from blog.pages.services import current_site

@@ -265,6 +265,15 @@ class UncountedPage:
         return self.page + 1 if self.has_next else None
 
 
+def page_number() -> int:
+    """The request's ``?page=``: text that is not a number means 1; zero, negative or
+    absurdly large numbers are 404."""
+    number: int = request.args.get("page", 1, type=int)
+    if not 1 <= number <= MAX_PAGE:
+        abort(404)
+    return number
+
+
 def uncounted_page(stmt: Select[Any], per_page_setting: str, fetch: Fetch | None = None) -> UncountedPage:
     """The request's ``?page=`` of ``stmt`` in its own order, sized by the setting named
     ``per_page_setting``, in one query and without a count (``fetch``: as for
@@ -272,9 +281,7 @@ def uncounted_page(stmt: Select[Any], per_page_setting: str, fetch: Fetch | None
     large or past-the-end pages are 404."""
     fetch = fetch or _rows
     per_page: int = current_app.config[per_page_setting]
-    number = request.args.get("page", 1, type=int)
-    if not 1 <= number <= MAX_PAGE:
-        abort(404)
+    number = page_number()
     rows = fetch(stmt.offset((number - 1) * per_page).limit(per_page + 1), {})
     if not rows and number > 1:
         abort(404)

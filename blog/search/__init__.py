@@ -18,15 +18,26 @@ tables it indexes.
 """
 
 from blog.search.query import Clause, SearchQuery, Term, parse
-from blog.search.sql import highlighted, post_search, product_search, snippets
+from blog.search.sql import (
+    highlighted,
+    matches_more_than,
+    post_matches,
+    post_search,
+    product_search,
+    snippets,
+    title_matches,
+)
 
 __all__ = [
     "Clause",
     "SearchQuery",
     "Term",
     "highlighted",
+    "matches_more_than",
     "parse",
+    "post_matches",
     "post_search",
     "product_search",
     "snippets",
+    "title_matches",
 ]

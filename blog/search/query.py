@@ -94,6 +94,11 @@ class SearchQuery:
         words so that it means exactly what :meth:`fts5` means."""
         return " or ".join(clause.websearch() for clause in self.clauses)
 
+    @property
+    def excludes(self) -> bool:
+        """Whether any clause leaves something out (``-word``)."""
+        return any(clause.excluded for clause in self.clauses)
+
     def words(self) -> list[str]:
         """Every word the query looks for (not the excluded ones), for display."""
         return [word for clause in self.clauses for term in clause.required for word in term.words]

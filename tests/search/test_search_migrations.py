@@ -1,5 +1,6 @@
-"""0014_search: the full-text indexes come from the migration (never from the models), are
-filled from existing rows, survive a downgrade and upgrade, and are no drift for Alembic."""
+"""0014_search and 0015_title_search: the full-text indexes come from the migrations (never
+from the models), are filled from existing rows, survive a downgrade and upgrade, and are no
+drift for Alembic."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask import Flask
 from sqlalchemy import Connection, inspect, text
 
 from blog.extensions import db
-from blog.search import parse, post_search, product_search, schema
+from blog.search import parse, post_search, product_search, schema, title_matches
 from tests.test_migrations import drift
 
 NOW = "2026-01-01 00:00:00"
@@ -69,7 +70,7 @@ def test_the_index_objects_exist_at_head(fresh_app: Flask) -> None:
     with fresh_app.app_context(), db.engine.connect() as connection:
         if _dialect(fresh_app) == "sqlite":
             triggers = set(connection.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
-            for target in schema.INDEXED:
+            for target in schema.SQLITE_INDEXED:
                 assert {f"{target.fts}_insert", f"{target.fts}_update", f"{target.fts}_delete"} <= triggers
                 assert connection.scalar(text(
                     "SELECT sql FROM sqlite_master WHERE name = :name"), {"name": target.fts}).startswith(
@@ -114,9 +115,34 @@ def test_downgrade_and_upgrade_keep_search_working(fresh_app: Flask) -> None:
     assert _search_ids(fresh_app, "lighthouse") == set()
     assert _search_ids(fresh_app, "windmill") == {1}
     assert _search_ids(fresh_app, "inland") == {1}
+    assert _title_ids(fresh_app, "windmill") == {1}
+    assert _title_ids(fresh_app, "lighthouse") == _title_ids(fresh_app, "inland") == set()
     with fresh_app.app_context(), db.engine.begin() as connection:
         connection.execute(text("DELETE FROM posts WHERE id = 1"))
     assert _search_ids(fresh_app, "windmill") == set()
+    assert _title_ids(fresh_app, "windmill") == set()
+    assert drift(fresh_app) == []
+
+
+def _title_ids(app: Flask, text_: str) -> set[int]:
+    query = parse(text_)
+    assert query is not None
+    with app.app_context():
+        return {post_id for post_id, _ in title_matches(query, 10)}
+
+
+def test_the_title_index_is_filled_from_existing_rows(fresh_app: Flask) -> None:
+    with fresh_app.app_context():
+        flask_migrate.upgrade(revision="0014_search")
+    _write_posts(fresh_app)
+    with fresh_app.app_context():
+        flask_migrate.upgrade()
+    assert _title_ids(fresh_app, "lighthouses") == {1}
+    assert _title_ids(fresh_app, "towers") == set()  # a body word: not in the titles' index
+    with fresh_app.app_context():
+        flask_migrate.downgrade(revision="0014_search")
+        with db.engine.connect() as connection:
+            assert "posts_title_fts" not in set(inspect(connection).get_table_names())
     assert drift(fresh_app) == []
 
 
