@@ -283,6 +283,12 @@ def uncounted_page(stmt: Select[Any], per_page_setting: str, fetch: Fetch | None
     per_page: int = current_app.config[per_page_setting]
     number = page_number()
     rows = fetch(stmt.offset((number - 1) * per_page).limit(per_page + 1), {})
+    return numbered_page(rows, number, per_page)
+
+
+def numbered_page(rows: list[Any], number: int, per_page: int) -> UncountedPage:
+    """Page ``number`` from its rows, fetched with one more than ``per_page`` to tell whether
+    a next page exists; a page after the first with no rows is past the end: 404."""
     if not rows and number > 1:
         abort(404)
     return UncountedPage(rows[:per_page], number, has_next=len(rows) > per_page)

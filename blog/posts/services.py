@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from blinker import Namespace
-from flask import abort, current_app
+from flask import current_app
 from flask_login import current_user
 from sqlalchemy import (
     ColumnElement,
@@ -44,6 +44,7 @@ from blog.pagination import (
     Ordering,
     UncountedPage,
     keyset_page,
+    numbered_page,
     page_number,
     uncounted_page,
 )
@@ -219,8 +220,7 @@ def search_page(query: str | SearchQuery, order: str = "rank") -> KeysetPage | U
     a narrower search collects its matches first, which is cheaper when they are few.
     """
     parsed = parse(query) if isinstance(query, str) else query
-    broad = parsed is not None and matches_more_than(current_app.config["SEARCH_RANKED_MATCHES"], parsed)
-    if parsed is not None and broad:
+    if parsed is not None and matches_more_than(current_app.config["SEARCH_RANKED_MATCHES"], parsed):
         if order == "date":
             return newest_page(listed_posts().where(post_matches(Post.id, parsed)))
         return _titles_first_page(parsed)
@@ -264,9 +264,7 @@ def _titles_first_page(query: SearchQuery) -> UncountedPage:
             rest = rest.where(Post.id.not_in(titled))
         rest = rest.offset(max(0, start - len(titled))).limit(wanted - len(rows))
         rows += listing.fetch(rest)
-    if not rows and number > 1:
-        abort(404)
-    return UncountedPage(rows[:per_page], number, has_next=len(rows) > per_page)
+    return numbered_page(rows, number, per_page)
 
 
 def get_tag(name: str) -> Tag | None:
