@@ -317,3 +317,40 @@ def test_lowering_the_bound_to_the_cursor_keeps_scheduled_posts_where_they_belon
     auth.logout()
     auth.login("ed")
     assert [slug for page in walk(client, "/")[0] for slug in page] == ["bob-later", "alice-later", *live]
+
+
+def test_a_lasting_list_statement_gets_its_page_statements_built_once(client, app, auth, twenty_two):
+    """The home page's list statement is built once per process, and so are its pages'
+    statements (SQLAlchemy then computes their cache keys once): every request runs the
+    very same statement object. A statement made for one request leaves nothing behind."""
+    import gc
+
+    from blog import pagination
+
+    auth.login("alice")  # a member's lists are never served from the cache
+    older = _link(client.get("/").get_data(as_text=True), "next")
+    assert older is not None
+    executed: list[Any] = []
+
+    def listener(state: Any) -> None:
+        if state.is_select and state.statement._limit_clause is not None:
+            executed.append(state.statement)
+
+    event.listen(db.session, "do_orm_execute", listener)
+    try:
+        for _ in range(3):
+            assert client.get("/").status_code == 200
+            assert client.get("/" + older).status_code == 200
+    finally:
+        event.remove(db.session, "do_orm_execute", listener)
+    assert len(executed) == 6
+    assert len({id(statement) for statement in executed}) == 2  # the first page's, the older one's
+
+    with app.test_request_context("/"):
+        once = services.listed_posts().where(Post.id > 0)
+        pagination._page_statement(once, services.NEWEST, PER_PAGE, None)
+    assert once in pagination._PAGE_STATEMENTS
+    count = len(pagination._PAGE_STATEMENTS)
+    del once
+    gc.collect()
+    assert len(pagination._PAGE_STATEMENTS) == count - 1
