@@ -247,6 +247,7 @@ def _page_statement(stmt: Select[Any], ordering: Ordering, per_page: int,
     built[key] = (ordering, page)
     return page
 
+
 def _rows(stmt: Select[Any], params: dict[str, Any]) -> list[Any]:
     return list(db.session.scalars(stmt, params).unique())
 
