@@ -12,7 +12,8 @@ the key's types is a 400 with a clear message.
 
 Old links with ``?page=N`` keep working: N = 1 is the first page; a later N is redirected to
 the cursor that starts that page (found by one narrow query on the key columns alone), and a
-page past the end is 404.
+page past the end is 404. A list may keep its length (:class:`Lengths`, an upper bound counted
+once until the list changes) so that a page past the end is 404 with no query at all.
 
 Lists in an order no index serves (search results by relevance) keep numbered pages but are
 never counted either: :func:`uncounted_page` reads one row more than a page to know whether
@@ -23,16 +24,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from flask import abort, current_app, redirect, request
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, tuple_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from blog.database import utcnow
@@ -185,18 +187,37 @@ class KeysetPage:
 Fetch = Callable[[Select[Any], dict[str, Any]], list[Any]]
 
 
+class Lengths(Protocol):
+    """Where lists' lengths are kept between requests, each under a key that names the list,
+    until the next write that could change any of them (blog.posts.fragments keeps those of
+    the post lists)."""
+
+    def get(self, key: str) -> int | None:
+        """The length kept under ``key``, or None (never counted, or changed since)."""
+
+    def set(self, key: str, length: int) -> None:
+        """Keep ``length`` under ``key`` until the lists next change."""
+
+
+#: What a list's ``until`` parameter is bound to when it is counted: a list cut at "now"
+#: grows as time passes with no write (a scheduled post falls due), so its length is counted
+#: as if every scheduled post were due, an upper bound that stays true until the next write.
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+
+
 def keyset_page(stmt: Select[Any], ordering: Ordering, per_page_setting: str,
-                fetch: Fetch | None = None) -> KeysetPage:
+                fetch: Fetch | None = None, lengths: Lengths | None = None) -> KeysetPage:
     """The page of ``stmt`` (sorted by ``ordering``, whatever order it had) that the request's
     ``cursor`` points at, sized by the setting named ``per_page_setting``. Two kinds of old
     link are answered without a page: ``?page=N`` past the first is redirected to its cursor,
     and past the end it is 404 (both end the request). ``fetch`` runs the page's statement
-    (default: the mapped objects it selects)."""
+    (default: the mapped objects it selects). With ``lengths``, the list's length is kept
+    there once an old link asked for it, and a later one past the end is 404 with no query."""
     fetch = fetch or _rows
     per_page: int = current_app.config[per_page_setting]
     cursor = request.args.get(CURSOR_ARG)
     if not cursor:
-        _redirect_numbered_page(stmt, ordering, per_page)
+        _redirect_numbered_page(stmt, ordering, per_page, lengths)
         rows = fetch(_page_statement(stmt, ordering, per_page, None), {})
         return _page(ordering, rows, per_page, came_from=None)
     direction, values = ordering.decode(cursor)
@@ -260,15 +281,19 @@ def _page(ordering: Ordering, rows: list[Any], per_page: int, came_from: str | N
     return KeysetPage(rows, newer, older)
 
 
-def _redirect_numbered_page(stmt: Select[Any], ordering: Ordering, per_page: int) -> None:
+def _redirect_numbered_page(stmt: Select[Any], ordering: Ordering, per_page: int,
+                            lengths: Lengths | None) -> None:
     """Answer an old ``?page=N`` link: N > 1 redirects to the cursor after the last row of
-    page N - 1, read with the key columns alone (an index-only walk, no rows loaded)."""
+    page N - 1, read with the key columns alone (an index-only walk, no rows loaded). Past
+    the list's kept length (``lengths``; counted first if it is not kept) it is 404 at once."""
     number = request.args.get("page", 1, type=int)
     if number == 1:
         return
     if not 1 <= number <= MAX_PAGE:
         abort(404)
     stmt = stmt.order_by(None)
+    if lengths is not None and _length_at_most(stmt, ordering, lengths) <= (number - 1) * per_page:
+        abort(404)
     keys = stmt.with_only_columns(*(key.expression for key in ordering.keys), maintain_column_froms=True)
     # The last row of page N - 1 (the cursor) and the first of page N (that there is one).
     rows = db.session.execute(
@@ -280,6 +305,23 @@ def _redirect_numbered_page(stmt: Select[Any], ordering: Ordering, per_page: int
     args[CURSOR_ARG] = cursor
     # 302, not 301: where page N starts moves as posts are published.
     abort(redirect(f"{request.path}?{urlencode(args)}"))
+
+
+def _length_at_most(stmt: Select[Any], ordering: Ordering, lengths: Lengths) -> int:
+    """How many rows ``stmt`` (unordered) has at most: kept in ``lengths``, or counted now
+    (every scheduled row counted as due: see :data:`_END_OF_TIME`) and kept there."""
+    counted = stmt.with_only_columns(func.count(), maintain_column_froms=True)
+    params = {ordering.until: _END_OF_TIME} if ordering.until is not None else {}
+    # The count's SQL and the values bound into it (a tag's id, the viewer's id) name the list:
+    # compiling costs a fraction of a millisecond, and only old numbered links pay it.
+    compiled = counted.compile(dialect=db.engine.dialect)
+    named = f"{compiled.string}\x00{sorted(compiled.construct_params(params).items())!r}"
+    key = hashlib.sha256(named.encode()).hexdigest()
+    length = lengths.get(key)
+    if length is None:
+        length = int(db.session.scalar(counted, params) or 0)
+        lengths.set(key, length)
+    return length
 
 
 @dataclass(frozen=True)

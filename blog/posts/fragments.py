@@ -14,6 +14,10 @@ cached list is only used until the next scheduled post is due.
 A list read from a lagging replica (blog.replica) is kept only for the read-your-writes window.
 Members never get a cached list: theirs shows their likes and their own scheduled posts.
 A cache that fails (Redis down) is passed by: the list is rendered from the database.
+
+The lists' lengths (:data:`LENGTHS`, counted for old ``?page=N`` links: blog.pagination) are
+kept the same way under a version of their own, forgotten by the same writes. They are
+upper bounds that time cannot make wrong, so they are kept for members too.
 """
 
 from __future__ import annotations
@@ -41,11 +45,14 @@ from blog.replica import read_from_replica
 log = logging.getLogger(__name__)
 
 _VERSION_KEY = "posts:version"
+#: The lengths' version (a name of its own: bench.cache keeps lengths but never lists).
+_LENGTHS_VERSION_KEY = "lengths:version"
 #: Session.info key: the open transaction wrote something a list shows.
 _CHANGED = "inkwell_post_lists_changed"
-#: What a list shows, as mapped classes (flushed objects) and tables (bulk and Core writes).
+#: What a list shows, as mapped classes (flushed objects) and tables (bulk and Core writes);
+#: follows too, which make a member's feed (only its length is kept, but with the lists').
 _CLASSES = (Post, Comment, Tag, User)
-_TABLES = frozenset({"posts", "comments", "tags", "post_tags", "likes", "users"})
+_TABLES = frozenset({"posts", "comments", "tags", "post_tags", "likes", "users", "follows"})
 
 
 @dataclass(frozen=True)
@@ -122,30 +129,62 @@ def forget() -> None:
     """Drop every cached list (the next request renders afresh). Called after a commit that
     changed what lists show; safe to call when the cache is down."""
     try:
-        cache.delete(_VERSION_KEY)
+        cache.delete_many(_VERSION_KEY, _LENGTHS_VERSION_KEY)
     except Exception:
         log.warning("the cache cannot be cleared; visitors see the old lists until "
                     "CACHE_DEFAULT_TIMEOUT passes", exc_info=True)
 
 
-def _version() -> str | None:
+def _version(name: str = _VERSION_KEY) -> str | None:
     try:
-        version = cache.get(_VERSION_KEY)
+        version = cache.get(name)
         if not isinstance(version, str):
             fresh = secrets.token_hex(8)
             # add, not set: two hosts missing at once agree on the first one's version.
-            if cache.add(_VERSION_KEY, fresh):
+            if cache.add(name, fresh):
                 return fresh
-            version = cache.get(_VERSION_KEY)
+            version = cache.get(name)
             if not isinstance(version, str):
                 # The file cache's add refuses while an expired entry's file is still there,
                 # so once the version outlived CACHE_DEFAULT_TIMEOUT no list was ever cached
                 # again until the next write. Nobody else holds a version: take this one.
-                version = fresh if cache.set(_VERSION_KEY, fresh) else None
+                version = fresh if cache.set(name, fresh) else None
         return version if isinstance(version, str) else None
     except Exception:
         log.warning("the cache cannot be read; rendering the list from the database", exc_info=True)
         return None
+
+
+class _Lengths:
+    """The post lists' lengths (:class:`blog.pagination.Lengths`), under the lengths' version.
+
+    A length counted on a lagging replica may miss posts the primary has: it is kept no
+    longer than the replica is trusted to catch up. Without a cache nothing is kept."""
+
+    def get(self, key: str) -> int | None:
+        version = _version(_LENGTHS_VERSION_KEY)
+        if version is None:
+            return None
+        try:
+            length = cache.get(f"lengths:{version}:{key}")
+        except Exception:
+            log.warning("the cache cannot be read", exc_info=True)
+            return None
+        return length if isinstance(length, int) else None
+
+    def set(self, key: str, length: int) -> None:
+        version = _version(_LENGTHS_VERSION_KEY)
+        if version is None:
+            return
+        timeout = current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"] if read_from_replica() else None
+        try:
+            cache.set(f"lengths:{version}:{key}", length, timeout=timeout)
+        except Exception:
+            log.warning("the cache cannot be written", exc_info=True)
+
+
+#: Where the post lists keep their lengths.
+LENGTHS = _Lengths()
 
 
 def _get(key: str) -> Fragment | None:

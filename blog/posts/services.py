@@ -48,7 +48,7 @@ from blog.pagination import (
     page_number,
     uncounted_page,
 )
-from blog.posts import listing
+from blog.posts import fragments, listing
 from blog.posts.listing import ListedPost
 from blog.posts.models import Comment, Post, Tag, follows, likes
 from blog.rendering import excerpt_of, render_markdown
@@ -149,10 +149,14 @@ def listed_posts() -> Select[Any]:
     return listing.list_select(listing.viewer_kind())
 
 
-def newest_page(stmt: Select[Any]) -> KeysetPage:
+def newest_page(stmt: Select[Any], *, keep_length: bool = True) -> KeysetPage:
     """The requested keyset page of a list of posts, newest first (:mod:`blog.pagination`),
-    as :class:`~blog.posts.listing.ListedPost` items."""
-    return keyset_page(stmt, NEWEST, "POSTS_PER_PAGE", listing.fetch)
+    as :class:`~blog.posts.listing.ListedPost` items. An old ``?page=N`` link counts the list
+    once until it changes (:data:`blog.posts.fragments.LENGTHS`), so a page past the end
+    costs no query; not ``keep_length``: never counted (a search, whose count costs more
+    than its pages)."""
+    return keyset_page(stmt, NEWEST, "POSTS_PER_PAGE", listing.fetch,
+                       fragments.LENGTHS if keep_length else None)
 
 
 def posts_tagged(tag: Tag) -> Select[Any]:
@@ -170,7 +174,7 @@ def posts_by(author: User) -> Select[Any]:
 def profile_page(author: User) -> KeysetPage:
     """The requested keyset page of :func:`posts_by`."""
     ordering = _OWN_POSTS if _sees_drafts_of(author) else NEWEST
-    return keyset_page(posts_by(author), ordering, "POSTS_PER_PAGE", listing.fetch)
+    return keyset_page(posts_by(author), ordering, "POSTS_PER_PAGE", listing.fetch, fragments.LENGTHS)
 
 
 def _sees_drafts_of(author: User) -> bool:
@@ -222,11 +226,11 @@ def search_page(query: str | SearchQuery, order: str = "rank") -> KeysetPage | U
     parsed = parse(query) if isinstance(query, str) else query
     if parsed is not None and matches_more_than(current_app.config["SEARCH_RANKED_MATCHES"], parsed):
         if order == "date":
-            return newest_page(listed_posts().where(post_matches(Post.id, parsed)))
+            return newest_page(listed_posts().where(post_matches(Post.id, parsed)), keep_length=False)
         return _titles_first_page(parsed)
     stmt = search_posts(parsed if parsed is not None else "", order)
     if order == "date":
-        return newest_page(stmt)
+        return newest_page(stmt, keep_length=False)
     return uncounted_page(stmt, "POSTS_PER_PAGE", listing.fetch)
 
 

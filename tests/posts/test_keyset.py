@@ -354,3 +354,58 @@ def test_a_lasting_list_statement_gets_its_page_statements_built_once(client, ap
     del once
     gc.collect()
     assert len(pagination._PAGE_STATEMENTS) == count - 1
+
+
+def _posts_statements(client: FlaskClient, path: str) -> tuple[int, list[str]]:
+    """``path``'s status and the statements it ran that read posts (a member's session check
+    left out)."""
+    from blog.database import count_statements
+
+    with count_statements() as counted:
+        status = client.get(path).status_code
+    return status, [sql for sql in counted.statements if "posts" in sql]
+
+
+def test_a_page_past_the_end_runs_no_query_once_the_list_is_counted(client, auth, twenty_two):
+    """The first old link counts the list (11 odd posts: 3 pages of 4); from then on every
+    page past the end is 404 with no query, and a page within it still redirects."""
+    auth.login("alice")  # a member's lists are never served from the cache
+    status, first = _posts_statements(client, "/tags/odd?page=9")
+    assert status == 404 and len(first) == 1 and "count(" in first[0].lower()
+    for number in (4, 9, 50, 4000):
+        assert _posts_statements(client, f"/tags/odd?page={number}") == (404, [])
+    status, within = _posts_statements(client, "/tags/odd?page=3")
+    assert status == 302 and len(within) == 1  # the cursor's query alone: the count is kept
+    # Another list has its own length: the whole home page has 6 pages.
+    assert _posts_statements(client, "/?page=6")[0] == 302
+    assert _posts_statements(client, "/?page=7")[0] == 404
+
+
+def test_a_write_forgets_the_lengths(client, app, auth, make_user, make_post, twenty_two):
+    auth.login("alice")
+    assert client.get("/tags/odd?page=4").status_code == 404  # 11 posts: counted
+    make_post(make_user("bob"), "One more odd", tags="odd")  # 12
+    make_post(make_user("carol"), "And another", tags="odd")  # 13: page 4 begins
+    assert client.get("/tags/odd?page=4").status_code == 302
+
+
+def test_a_kept_length_counts_scheduled_posts_so_time_cannot_make_it_wrong(
+        client, app, auth, make_user, make_post, twenty_two):
+    """A scheduled post falls due with no write to forget the length: the length counted
+    before counts it already, so the page it opens is found, not 404."""
+    import time
+
+    bob = make_user("bob")
+    make_post(bob, "Now", tags="odd")  # 12 odd posts listed: 3 full pages
+    post = make_post(bob, "Soon", tags="odd")
+    due = datetime.now(UTC) + timedelta(seconds=1.5)
+    with app.app_context():
+        db.session.execute(update(Post).where(Post.id == post.id).values(published_at=due))
+        db.session.commit()
+    auth.login("alice")
+    assert client.get("/tags/odd?page=4").status_code == 404  # 12 listed: counted as 13
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.2)
+    response = client.get("/tags/odd?page=4")
+    assert response.status_code == 302
+    oldest_odd = [slug for slug in twenty_two if int(slug[-2:]) % 2 == 1][-1]
+    assert SLUG.findall(client.get(response.headers["Location"]).get_data(as_text=True)) == [oldest_odd]
