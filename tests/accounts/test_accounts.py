@@ -396,3 +396,47 @@ def test_nul_in_a_password_is_refused_not_a_500(client, app):
     assert response.status_code == 400
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+# --- roles as the login lookup reads them ---------------------------------------------------
+
+
+def test_a_member_s_roles_come_with_the_login_lookup_and_survive_a_rollback(app, client, auth, make_user):
+    """The user loader reads the roles' names in its one statement; a member expired by a
+    rolled-back transaction reads them again (they are not a collection that cannot load)."""
+    from blog.database import count_statements
+
+    def roles_after_rollback() -> str:
+        from flask_login import current_user
+
+        before = current_user.has_role("editor")
+        db.session.rollback()  # expires the member
+        return f"{before} {current_user.has_role('editor')} {current_user.has_any_role('admin', 'author')}"
+
+    app.add_url_rule("/roles-after-rollback", "roles_after_rollback", roles_after_rollback)
+    make_user("ed", roles=("editor", "author"))
+    auth.login("ed")
+    with count_statements() as counted:
+        body = client.get("/roles-after-rollback").get_data(as_text=True)
+    assert body == "True True True"
+    # The login lookup (roles included); after the rollback, the member's row, then the names.
+    assert counted.count == 3
+
+
+def test_roles_changed_in_the_open_transaction_are_seen_before_the_commit(app, make_user):
+    make_user("ed")
+    with app.app_context():
+        from blog.accounts.models import EDITOR, Role
+
+        plain = db.session.scalar(select(User).where(User.username == "ed"))
+        assert plain is not None and not plain.has_role(EDITOR)  # read by role_names
+        db.session.expire_all()
+        with_roles = select(User).where(User.username == "ed").options(selectinload(User.roles))
+        member = db.session.scalar(with_roles)
+        assert member is not None
+        member.roles.append(db.session.scalar(select(Role).where(Role.name == EDITOR)))
+        assert member.has_role(EDITOR) and member.has_any_role("admin", EDITOR)
+        db.session.commit()
+        assert member.has_role(EDITOR)
+        db.session.expire_all()
+        assert db.session.scalar(select(User).where(User.username == "ed")).has_role(EDITOR)
