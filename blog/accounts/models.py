@@ -84,7 +84,7 @@ class User(UserMixin, TimestampMixin, Model):
     #: Email me when someone comments on my post.
     notify_comments: Mapped[bool] = mapped_column(default=True, server_default=true())
 
-    # Loaded only where needed: the user loader joins them in; authors on list pages skip them.
+    # Loaded only where needed (the admin's member pages); the user loader reads role_names instead.
     # Collections never load lazily (lazy="raise_on_sql"): a page that touches one it did not
     # eager-load fails in tests instead of costing a query per row.
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="raise_on_sql")
