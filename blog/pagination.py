@@ -192,11 +192,9 @@ class Lengths(Protocol):
     until the next write that could change any of them (blog.posts.fragments keeps those of
     the post lists)."""
 
-    def get(self, key: str) -> int | None:
-        """The length kept under ``key``, or None (never counted, or changed since)."""
-
-    def set(self, key: str, length: int) -> None:
-        """Keep ``length`` under ``key`` until the lists next change."""
+    def length(self, key: str, count: Callable[[], int]) -> int:
+        """The length kept under ``key``, or else ``count()``, kept there until the lists
+        next change (a write committed while it counts leaves it with the lists it changed)."""
 
 
 #: What a list's ``until`` parameter is bound to when it is counted: a list cut at "now"
@@ -317,11 +315,7 @@ def _length_at_most(stmt: Select[Any], ordering: Ordering, lengths: Lengths) -> 
     compiled = counted.compile(dialect=db.engine.dialect)
     named = f"{compiled.string}\x00{sorted(compiled.construct_params(params).items())!r}"
     key = hashlib.sha256(named.encode()).hexdigest()
-    length = lengths.get(key)
-    if length is None:
-        length = int(db.session.scalar(counted, params) or 0)
-        lengths.set(key, length)
-    return length
+    return lengths.length(key, lambda: int(db.session.scalar(counted, params) or 0))
 
 
 @dataclass(frozen=True)

@@ -158,29 +158,31 @@ def _version(name: str = _VERSION_KEY) -> str | None:
 class _Lengths:
     """The post lists' lengths (:class:`blog.pagination.Lengths`), under the lengths' version.
 
+    A length is kept under the version read before it was counted: one counted while a write
+    commits goes with that write's lists, never under the version the next request makes.
     A length counted on a lagging replica may miss posts the primary has: it is kept no
     longer than the replica is trusted to catch up. Without a cache nothing is kept."""
 
-    def get(self, key: str) -> int | None:
+    def length(self, key: str, count: Callable[[], int]) -> int:
         version = _version(_LENGTHS_VERSION_KEY)
-        if version is None:
-            return None
-        try:
-            length = cache.get(f"lengths:{version}:{key}")
-        except Exception:
-            log.warning("the cache cannot be read", exc_info=True)
-            return None
-        return length if isinstance(length, int) else None
-
-    def set(self, key: str, length: int) -> None:
-        version = _version(_LENGTHS_VERSION_KEY)
-        if version is None:
-            return
-        timeout = current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"] if read_from_replica() else None
-        try:
-            cache.set(f"lengths:{version}:{key}", length, timeout=timeout)
-        except Exception:
-            log.warning("the cache cannot be written", exc_info=True)
+        name = f"lengths:{version}:{key}"
+        if version is not None:
+            try:
+                kept = cache.get(name)
+            except Exception:
+                log.warning("the cache cannot be read", exc_info=True)
+                return count()
+            if isinstance(kept, int):
+                return kept
+        length = count()
+        if version is not None:
+            timeout = (current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"]
+                       if read_from_replica() else None)
+            try:
+                cache.set(name, length, timeout=timeout)
+            except Exception:
+                log.warning("the cache cannot be written", exc_info=True)
+        return length
 
 
 #: Where the post lists keep their lengths.

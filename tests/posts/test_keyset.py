@@ -409,3 +409,16 @@ def test_a_kept_length_counts_scheduled_posts_so_time_cannot_make_it_wrong(
     assert response.status_code == 302
     oldest_odd = [slug for slug in twenty_two if int(slug[-2:]) % 2 == 1][-1]
     assert SLUG.findall(client.get(response.headers["Location"]).get_data(as_text=True)) == [oldest_odd]
+
+
+def test_a_length_counted_while_a_write_commits_is_not_kept_past_that_write(app):
+    """The length is kept under the version read before counting: a write that commits
+    meanwhile forgets it with the rest, and the next request counts again."""
+    with app.test_request_context("/"):
+        def count_while_a_write_commits() -> int:
+            fragments.forget()  # what another request's commit does
+            return 3
+
+        assert fragments.LENGTHS.length("a list", count_while_a_write_commits) == 3
+        assert fragments.LENGTHS.length("a list", lambda: 7) == 7
+        assert fragments.LENGTHS.length("a list", lambda: 9) == 7  # kept from here on
