@@ -85,7 +85,8 @@ def visitor_list(render: Callable[[], str]) -> Markup:
         return Markup(render())
     version = _version()
     key = f"posts:list:{version}:{request.endpoint}:{_arguments()}" if version else None
-    fragment = _get(key) if key else None
+    cached = _get(key) if key else None
+    fragment = cached if isinstance(cached, Fragment) else None
     now = utcnow()
     if fragment is None or (fragment.valid_until is not None and fragment.valid_until <= now):
         try:
@@ -165,23 +166,15 @@ class _Lengths:
 
     def length(self, key: str, count: Callable[[], int]) -> int:
         version = _version(_LENGTHS_VERSION_KEY)
+        if version is None:
+            return count()
         name = f"lengths:{version}:{key}"
-        if version is not None:
-            try:
-                kept = cache.get(name)
-            except Exception:
-                log.warning("the cache cannot be read", exc_info=True)
-                return count()
-            if isinstance(kept, int):
-                return kept
+        kept = _get(name)
+        if isinstance(kept, int):
+            return kept
         length = count()
-        if version is not None:
-            timeout = (current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"]
-                       if read_from_replica() else None)
-            try:
-                cache.set(name, length, timeout=timeout)
-            except Exception:
-                log.warning("the cache cannot be written", exc_info=True)
+        lagging = read_from_replica()
+        _set(name, length, current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"] if lagging else None)
         return length
 
 
@@ -189,18 +182,18 @@ class _Lengths:
 LENGTHS = _Lengths()
 
 
-def _get(key: str) -> Fragment | None:
+def _get(key: str) -> Any:
+    """What the cache holds under ``key`` (None when it holds nothing or cannot be read)."""
     try:
-        fragment = cache.get(key)
+        return cache.get(key)
     except Exception:
         log.warning("the cache cannot be read", exc_info=True)
         return None
-    return fragment if isinstance(fragment, Fragment) else None
 
 
-def _set(key: str, fragment: Fragment) -> None:
+def _set(key: str, value: Any, timeout: int | None = None) -> None:
     try:
-        cache.set(key, fragment)
+        cache.set(key, value, timeout=timeout)
     except Exception:
         log.warning("the cache cannot be written", exc_info=True)
 
