@@ -48,7 +48,7 @@ run: db-upgrade
 	trap 'exit 130' INT TERM; \
 	FLASK_SESSION_COOKIE_SECURE=false $(BIN)/flask run --host $(HOST) --port $(PORT)
 
-# ruff (style, imports, likely bugs) and mypy (types of blog/); configured in pyproject.toml.
+# ruff (style, imports, likely bugs) and mypy (types of blog/ and bench/); configured in pyproject.toml.
 # Then pip-audit for published advisories in what is installed: it needs the network, so
 # without one it prints "pip-audit skipped: no network" and passes; real findings fail.
 lint: install-test

@@ -88,6 +88,8 @@ def main() -> None:
             posts.create_post(author, "The benchmark letter", "Some **Markdown** text. " * 40, "", True,
                               send_newsletter=True)
             send_id = db.session.scalar(select(NewsletterSend.id))
+            if send_id is None:
+                raise SystemExit("publishing the letter queued no newsletter send")
             started = time.perf_counter()
             assert sending.dispatch(send_id)
             dispatched = time.perf_counter()
