@@ -23,6 +23,7 @@ upper bounds that time cannot make wrong, so they are kept for members too.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,8 +174,14 @@ class _Lengths:
         if isinstance(kept, int):
             return kept
         length = count()
-        lagging = read_from_replica()
-        _set(name, length, current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"] if lagging else None)
+        if not read_from_replica():
+            _set(name, length)
+            return length
+        window = float(current_app.config["REPLICA_READ_YOUR_WRITES_SECONDS"])
+        # Whole seconds, rounded up: Redis's SETEX takes no fraction. Not kept at all for a
+        # window of 0, which the cache would read as "never expires".
+        if window > 0:
+            _set(name, length, math.ceil(window))
         return length
 
 

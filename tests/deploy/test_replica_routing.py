@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import flask_migrate
 import pytest
+import redis
 from flask import Flask, jsonify
 from sqlalchemy import func, select
 
@@ -25,10 +27,11 @@ from blog.accounts import services as accounts
 from blog.accounts.models import AUTHOR
 from blog.database_session import transaction
 from blog.extensions import db
+from blog.posts import fragments
 from blog.posts import services as posts
 from blog.posts.models import Post, Tag
 from blog.replica import REPLICA_BIND, WROTE_AT, RoutingSession, read_from_replica, reads_from_replica
-from tests.conftest import AuthActions, csrf_token, dispose, make_config, text_of
+from tests.conftest import TEST_REDIS_URL, AuthActions, csrf_token, dispose, make_config, text_of
 from tests.deploy.conftest import engine_log, snapshot_sqlite
 
 
@@ -384,3 +387,35 @@ def test_taking_a_like_back_counts_as_a_write_too(site):
         home = client.get("/")
     assert "0 likes" in text_of(home)
     assert log.primary and not log.replica
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="TEST_REDIS_URL not set (.ci/run sets it)")
+def test_a_length_counted_on_the_replica_is_kept_in_redis_for_the_window_rounded_up(make_site):
+    """Redis keeps whole seconds only: a fractional read-your-writes window must still keep a
+    length counted on the replica (rounded up), not fail to store it and count on every link."""
+    prefix = f"inkwell-test-{uuid.uuid4().hex}:"
+    site = make_site(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=TEST_REDIS_URL, CACHE_KEY_PREFIX=prefix,
+                     REPLICA_READ_YOUR_WRITES_SECONDS=0.5)
+    try:
+        with site.app.test_request_context("/"):
+            assert read_from_replica()
+            assert fragments.LENGTHS.length("a list", lambda: 3) == 3
+            assert fragments.LENGTHS.length("a list", lambda: 4) == 3  # kept
+        time.sleep(1.2)  # ceil(0.5) = 1 s: gone, counted afresh
+        with site.app.test_request_context("/"):
+            assert fragments.LENGTHS.length("a list", lambda: 5) == 5
+    finally:
+        connection = redis.Redis.from_url(TEST_REDIS_URL)
+        keys = list(connection.scan_iter(f"{prefix}*"))
+        if keys:
+            connection.delete(*keys)
+        connection.close()
+
+
+def test_a_window_of_zero_keeps_no_replica_length(make_site):
+    """The cache reads a timeout of 0 as "never expires": a zero window keeps nothing."""
+    site = make_site(CACHE_TYPE="SimpleCache", REPLICA_READ_YOUR_WRITES_SECONDS=0)
+    with site.app.test_request_context("/"):
+        assert read_from_replica()
+        assert fragments.LENGTHS.length("a list", lambda: 3) == 3
+        assert fragments.LENGTHS.length("a list", lambda: 4) == 4
