@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 HOST = "127.0.0.1"
@@ -377,3 +378,59 @@ class Browser:
 
 def process_cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# --- the machine itself -------------------------------------------------------------------------
+
+
+def _spin(seconds: float, window: float, out: Any) -> None:
+    """Count fixed pieces of arithmetic done in each ``window`` for ``seconds``."""
+    counts: list[int] = []
+    end = time.perf_counter() + seconds
+    while (started := time.perf_counter()) < end:
+        done, stop = 0, started + window
+        while time.perf_counter() < stop:
+            total = 0
+            for number in range(1000):
+                total += number
+            done += 1
+        counts.append(done)
+    out.put(counts)
+
+
+@dataclass
+class Steadiness:
+    """How steadily the machine delivers CPU: one busy process per core, doing nothing but
+    arithmetic (no I/O, no system calls, no app), counted in windows of 100 ms."""
+
+    windows: int
+    #: The share of windows in which a process got less than 70% of its median work done.
+    below_70: float
+    #: The slowest window, as a share of the median.
+    slowest: float
+
+
+def steadiness(seconds: float = 10.0, window: float = 0.1) -> Steadiness:
+    """Measure :class:`Steadiness` for ``seconds`` on every core at once.
+
+    A server at 70% of its highest rate has 30% to spare: whenever the machine delivers less
+    than 70% of its usual speed for a while, requests queue whatever the server does, so this
+    says how far an open-loop p99 on this machine can be the server's doing at all."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")  # not a fork of the bench's threads and heap
+    queue: Any = spawn.Queue()
+    spinners = [spawn.Process(target=_spin, args=(seconds, window, queue))
+                for _ in range(process_cpu_count())]
+    for spinner in spinners:
+        spinner.start()
+    counts = [queue.get() for _ in spinners]
+    for spinner in spinners:
+        spinner.join()
+    shares: list[float] = []
+    for series in counts:
+        middle = statistics.median(series) if series else 0
+        shares.extend(count / middle for count in series if middle)
+    if not shares:
+        return Steadiness(0, 0.0, 1.0)
+    return Steadiness(len(shares), sum(share < 0.7 for share in shares) / len(shares), min(shares))
