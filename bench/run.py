@@ -873,7 +873,7 @@ def open_loop_row(ctx: Context, server: load.Server, raw: bytes, control: load.S
     def summary(results: list[LoadResult]) -> tuple[float, str]:
         ratios = [run.percentile(99) / run.percentile(50) for run in results]
         middle, low, high = median_spread(ratios)
-        typical = sorted(results, key=lambda run: run.percentile(99) / run.percentile(50))[len(results) // 2]
+        typical = results[sorted(range(len(results)), key=ratios.__getitem__)[len(results) // 2]]
         return middle, (f"p99 = {middle:.1f}× p50 (rounds {low:.1f}–{high:.1f}); the median round: p50 "
                         f"{ms(typical.percentile(50))}, p99 {ms(typical.percentile(99))} at "
                         f"{typical.rate:.0f} req/s, the generator's sending lag p99 "

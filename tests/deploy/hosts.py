@@ -356,15 +356,24 @@ def _job_queue(redis_url: str) -> tuple[set[Any], set[Any]]:
         client.close()
 
 
+def forget_keys(redis_url: str, pattern: str) -> None:
+    """Delete the keys matching ``pattern`` (a test's own prefix) from the Redis at ``redis_url``."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=pattern, count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def _forget_redis_keys(redis_url: str, prefix: str, jobs_before: tuple[set[Any], set[Any]]) -> None:
     """Delete this deployment's rate-limit counters and cache entries, and the jobs its hosts
     queued (no worker runs here to take them; the rows they name are deleted with the data)."""
     queued, scheduled = _job_queue(redis_url)
+    forget_keys(redis_url, f"*{prefix}*")
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
     try:
-        keys = list(client.scan_iter(match=f"*{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
         for entry in queued - jobs_before[0]:
             client.lrem(JOB_QUEUE_KEY, 0, entry)
         for entry in scheduled - jobs_before[1]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import flask_migrate
 import pytest
-import redis
 from flask import Flask, jsonify
 from sqlalchemy import func, select
 
@@ -33,6 +32,7 @@ from blog.posts.models import Post, Tag
 from blog.replica import REPLICA_BIND, WROTE_AT, RoutingSession, read_from_replica, reads_from_replica
 from tests.conftest import TEST_REDIS_URL, AuthActions, csrf_token, dispose, make_config, text_of
 from tests.deploy.conftest import engine_log, snapshot_sqlite
+from tests.deploy.hosts import forget_keys
 
 
 @pytest.fixture(scope="module")
@@ -405,11 +405,7 @@ def test_a_length_counted_on_the_replica_is_kept_in_redis_for_the_window_rounded
         with site.app.test_request_context("/"):
             assert fragments.LENGTHS.length("a list", lambda: 5) == 5
     finally:
-        connection = redis.Redis.from_url(TEST_REDIS_URL)
-        keys = list(connection.scan_iter(f"{prefix}*"))
-        if keys:
-            connection.delete(*keys)
-        connection.close()
+        forget_keys(TEST_REDIS_URL, f"{prefix}*")
 
 
 def test_a_window_of_zero_keeps_no_replica_length(make_site):
